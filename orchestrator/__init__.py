@@ -1,0 +1,1 @@
+"""Saga orchestrator that provisions ISP subscribers atomically across the operator's systems."""

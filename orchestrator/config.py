@@ -1,0 +1,84 @@
+"""Settings, read once from the environment (twelve-factor), with defaults for a dev machine."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(name, default)
+
+
+def _env_float(name: str, default: float) -> float:
+    return float(os.environ.get(name, default))
+
+
+def _env_bool(name: str, default: bool = False) -> bool:
+    return os.environ.get(name, "1" if default else "0").lower() in {"1", "true", "yes", "on"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = field(
+        default_factory=lambda: _env(
+            "DATABASE_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/orchestrator"
+        )
+    )
+    radius_database_url: str = field(
+        default_factory=lambda: _env(
+            "RADIUS_DATABASE_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/radius"
+        )
+    )
+    broker_url: str = field(default_factory=lambda: _env("BROKER_URL", "redis://127.0.0.1:6379/0"))
+    result_backend: str = field(
+        default_factory=lambda: _env("RESULT_BACKEND", "redis://127.0.0.1:6379/1")
+    )
+    # Fernet key (urlsafe base64, 32 bytes) for secrets we must keep until they are pushed.
+    secret_key: str = field(default_factory=lambda: _env("ORCHESTRATOR_SECRET_KEY", ""))
+
+    netbox_url: str = field(
+        default_factory=lambda: _env("NETBOX_URL", "http://127.0.0.1:8100/netbox")
+    )
+    netbox_token: str = field(
+        default_factory=lambda: _env("NETBOX_TOKEN", "0123456789abcdef0123456789abcdef01234567")
+    )
+    voltha_address: str = field(default_factory=lambda: _env("VOLTHA_ADDRESS", "127.0.0.1:8155"))
+    onos_url: str = field(default_factory=lambda: _env("ONOS_URL", "http://127.0.0.1:8100"))
+    onos_user: str = field(default_factory=lambda: _env("ONOS_USER", "onos"))
+    onos_password: str = field(default_factory=lambda: _env("ONOS_PASSWORD", "rocks"))
+    genieacs_url: str = field(
+        default_factory=lambda: _env("GENIEACS_URL", "http://127.0.0.1:8100/genieacs")
+    )
+    http_connect_timeout: float = field(
+        default_factory=lambda: _env_float("HTTP_CONNECT_TIMEOUT", 3.05)
+    )
+    http_read_timeout: float = field(default_factory=lambda: _env_float("HTTP_READ_TIMEOUT", 10.0))
+
+    # Test hook: lets tests make a named step fail, hang or crash. Never enable in production.
+    fault_injection: bool = field(
+        default_factory=lambda: _env_bool("ORCHESTRATOR_FAULT_INJECTION", False)
+    )
+    # How often the sweeper looks for workflows left behind, and when it calls one stalled.
+    sweep_interval: float = field(default_factory=lambda: _env_float("SWEEP_INTERVAL", 30.0))
+    stall_seconds: float = field(default_factory=lambda: _env_float("STALL_SECONDS", 600.0))
+    # Upper bound on every step's per-attempt timeout (lets tests use short leases).
+    step_timeout_cap: float = field(
+        default_factory=lambda: _env_float("STEP_TIMEOUT_CAP", 3600.0)
+    )
+    # Base delay of step retries (exponential backoff with full jitter from here).
+    retry_backoff_base: float = field(
+        default_factory=lambda: _env_float("RETRY_BACKOFF_BASE", 2.0)
+    )
+    retry_backoff_max: float = field(
+        default_factory=lambda: _env_float("RETRY_BACKOFF_MAX", 300.0)
+    )
+    workflow_deadline_seconds: float = field(
+        default_factory=lambda: _env_float("WORKFLOW_DEADLINE_SECONDS", 3600.0)
+    )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,83 @@
+"""One error hierarchy for the whole orchestrator.
+
+Integration clients raise :class:`IntegrationError` subclasses that say *how* a failure should be
+treated (retry, give up, or "already gone"), not *where* it happened: the engine decides retries
+from the class alone, never from a message string.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class OrchestratorError(Exception):
+    """Root of every error the orchestrator raises on purpose."""
+
+
+class ValidationError(OrchestratorError):
+    """Raised when input is invalid; ``fields`` maps a field name to its reasons."""
+
+    def __init__(self, message: str, fields: dict[str, list[str]] | None = None) -> None:
+        super().__init__(message)
+        self.fields = fields or {}
+
+
+class ConflictError(OrchestratorError):
+    """Raised when a request collides with existing state (a username or serial in use)."""
+
+
+class NotFound(OrchestratorError):
+    """Raised when a domain object does not exist (or belongs to another tenant)."""
+
+
+class InvalidTransition(OrchestratorError):
+    """Raised when an operation is not allowed in the workflow's current state."""
+
+
+class IntegrationError(OrchestratorError):
+    """Raised by a client of an external system; carries the system, the call and the response."""
+
+    #: whether the engine may try the step again
+    retryable: bool = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        system: str,
+        operation: str,
+        status: int | None = None,
+        response: Any = None,
+    ) -> None:
+        super().__init__(message)
+        self.system = system
+        self.operation = operation
+        self.status = status
+        self.response = response
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "type": type(self).__name__,
+            "message": str(self),
+            "system": self.system,
+            "operation": self.operation,
+            "status": self.status,
+        }
+
+
+class TransientError(IntegrationError):
+    """Raised when a call failed in a way that may pass: connect errors, timeouts, 5xx, 429.
+
+    The outcome of the call may be unknown (a timeout after the request was sent); callers retry
+    only through a find-or-create that first looks for what an earlier attempt may have made.
+    """
+
+    retryable = True
+
+
+class PermanentError(IntegrationError):
+    """Raised when repeating the call cannot help: validation errors, conflicts, exhausted pools."""
+
+
+class ResourceNotFound(PermanentError):
+    """Raised when the addressed resource does not exist; compensations treat it as done."""
