@@ -64,16 +64,10 @@ class Settings:
     sweep_interval: float = field(default_factory=lambda: _env_float("SWEEP_INTERVAL", 30.0))
     stall_seconds: float = field(default_factory=lambda: _env_float("STALL_SECONDS", 600.0))
     # Upper bound on every step's per-attempt timeout (lets tests use short leases).
-    step_timeout_cap: float = field(
-        default_factory=lambda: _env_float("STEP_TIMEOUT_CAP", 3600.0)
-    )
+    step_timeout_cap: float = field(default_factory=lambda: _env_float("STEP_TIMEOUT_CAP", 3600.0))
     # Base delay of step retries (exponential backoff with full jitter from here).
-    retry_backoff_base: float = field(
-        default_factory=lambda: _env_float("RETRY_BACKOFF_BASE", 2.0)
-    )
-    retry_backoff_max: float = field(
-        default_factory=lambda: _env_float("RETRY_BACKOFF_MAX", 300.0)
-    )
+    retry_backoff_base: float = field(default_factory=lambda: _env_float("RETRY_BACKOFF_BASE", 2.0))
+    retry_backoff_max: float = field(default_factory=lambda: _env_float("RETRY_BACKOFF_MAX", 300.0))
     workflow_deadline_seconds: float = field(
         default_factory=lambda: _env_float("WORKFLOW_DEADLINE_SECONDS", 3600.0)
     )

@@ -1,0 +1,116 @@
+"""Fault injection for tests: make a named step fail, hang or crash at a chosen point.
+
+Faults are queued per step in Redis (so the test process can arm them and the worker process
+consume them) and used up one per matching hook, in order. With
+``ORCHESTRATOR_FAULT_INJECTION`` off (the default) every hook returns at once without
+touching Redis.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterable
+from functools import lru_cache
+
+import redis
+
+from orchestrator.config import get_settings
+from orchestrator.errors import PermanentError, TransientError
+
+KEY_PREFIX = "orchestrator:faults:"
+
+#: Applied before the step's effect.
+BEFORE = frozenset({"permanent", "transient", "hang"})
+#: Applied after the effect, before its bookkeeping commits.
+AFTER = frozenset({"crash_after_effect", "transient_after_effect"})
+#: Applied to a compensation, before its effect.
+COMPENSATION = frozenset({"permanent", "transient"})
+MODES = BEFORE | AFTER
+
+HANG_SECONDS = 120.0
+
+
+@lru_cache(maxsize=1)
+def _client() -> redis.Redis:
+    return redis.Redis.from_url(get_settings().broker_url)
+
+
+def _key(step_name: str, compensation: bool) -> str:
+    return f"{KEY_PREFIX}{'compensate:' if compensation else ''}{step_name}"
+
+
+def arm(step_name: str, modes: Iterable[str], *, compensation: bool = False) -> None:
+    """Queue faults for ``step_name`` (test side)."""
+    allowed = COMPENSATION if compensation else MODES
+    modes = list(modes)
+    unknown = [m for m in modes if m not in allowed]
+    if unknown:
+        raise ValueError(f"unknown fault modes {unknown}")
+    if modes:
+        _client().rpush(_key(step_name, compensation), *modes)
+
+
+def clear() -> None:
+    client = _client()
+    for key in client.scan_iter(f"{KEY_PREFIX}*"):
+        client.delete(key)
+
+
+def _take(step_name: str, allowed: frozenset[str], compensation: bool) -> str | None:
+    client = _client()
+    key = _key(step_name, compensation)
+    head = client.lindex(key, 0)
+    if head is None or head.decode() not in allowed:
+        return None
+    # LPOP of the value we peeked: a concurrent consumer may have taken it; then we did not.
+    mode = head.decode()
+    return mode if client.lrem(key, 1, mode) else None
+
+
+def _system(step_name: str) -> str:
+    return f"fault-injection:{step_name}"
+
+
+def before_effect(step_name: str) -> None:
+    if not get_settings().fault_injection:
+        return
+    mode = _take(step_name, BEFORE, compensation=False)
+    if mode == "permanent":
+        raise PermanentError(
+            "injected permanent failure", system=_system(step_name), operation="before"
+        )
+    if mode == "transient":
+        raise TransientError(
+            "injected transient failure", system=_system(step_name), operation="before"
+        )
+    if mode == "hang":
+        # Interrupted by the soft time limit (or by SIGKILL in crash tests).
+        time.sleep(HANG_SECONDS)
+
+
+def after_effect(step_name: str) -> None:
+    if not get_settings().fault_injection:
+        return
+    mode = _take(step_name, AFTER, compensation=False)
+    if mode == "crash_after_effect":
+        # The process dies between the side effect and its bookkeeping, as on a power cut.
+        os._exit(137)
+    if mode == "transient_after_effect":
+        raise TransientError(
+            "injected failure after the effect", system=_system(step_name), operation="after"
+        )
+
+
+def before_compensation(step_name: str) -> None:
+    if not get_settings().fault_injection:
+        return
+    mode = _take(step_name, COMPENSATION, compensation=True)
+    if mode == "permanent":
+        raise PermanentError(
+            "injected permanent compensation failure", system=_system(step_name), operation="undo"
+        )
+    if mode == "transient":
+        raise TransientError(
+            "injected transient compensation failure", system=_system(step_name), operation="undo"
+        )

@@ -1,0 +1,1 @@
+"""One client per external system. Clients know nothing of Celery or of our database."""

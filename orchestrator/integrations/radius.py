@@ -1,0 +1,223 @@
+"""FreeRADIUS accounts, written straight into FreeRADIUS's own SQL schema.
+
+FreeRADIUS reads radcheck/radreply/radusergroup on every request, so a committed row is live
+at once. Each account is written in one transaction together with a row in our ownership
+table ``orchestrator_radius_account``: a retry can then tell an account it created itself
+(adopt it) from one that was already there (a conflict it must not touch, nor delete later).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, Engine, create_engine, text
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+
+from orchestrator.config import Settings
+from orchestrator.errors import PermanentError, TransientError
+
+SYSTEM = "radius"
+
+
+@dataclass(frozen=True)
+class RadiusAttribute:
+    attribute: str
+    op: str
+    value: str
+
+
+def plan_group_attributes(download_mbps: int, upload_mbps: int) -> list[RadiusAttribute]:
+    """The reply attributes every subscriber of a plan gets through its RADIUS group."""
+    return [
+        RadiusAttribute("Framed-Protocol", ":=", "PPP"),
+        RadiusAttribute("Service-Type", ":=", "Framed-User"),
+        # MikroTik reads rx/tx from the router's side: the subscriber's upload comes first.
+        RadiusAttribute("Mikrotik-Rate-Limit", ":=", f"{upload_mbps}M/{download_mbps}M"),
+    ]
+
+
+class RadiusStore:
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    @classmethod
+    def from_url(cls, url: str) -> RadiusStore:
+        return cls(
+            create_engine(
+                url, pool_pre_ping=True, pool_size=2, max_overflow=2, hide_parameters=True
+            )
+        )
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RadiusStore:
+        return cls.from_url(settings.radius_database_url)
+
+    @contextmanager
+    def _transaction(self, operation: str) -> Iterator[Connection]:
+        try:
+            with self._engine.begin() as connection:
+                yield connection
+        except OperationalError as exc:
+            raise TransientError(
+                f"RADIUS database unavailable during {operation}",
+                system=SYSTEM,
+                operation=operation,
+            ) from exc
+        except IntegrityError as exc:
+            raise TransientError(
+                f"concurrent write during {operation}; safe to retry",
+                system=SYSTEM,
+                operation=operation,
+            ) from exc
+        except DBAPIError as exc:
+            raise PermanentError(
+                f"RADIUS database rejected {operation}: {type(exc.orig).__name__}",
+                system=SYSTEM,
+                operation=operation,
+            ) from exc
+
+    def ensure_group(self, group: str, attributes: Sequence[RadiusAttribute]) -> None:
+        """Make the group's reply attributes exactly ``attributes`` (idempotent)."""
+        with self._transaction("ensure_group") as conn:
+            # Serialise writers of the same group so two workers never interleave the rewrite.
+            conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:g))"), {"g": group})
+            conn.execute(text("DELETE FROM radgroupreply WHERE groupname = :g"), {"g": group})
+            for attr in attributes:
+                conn.execute(
+                    text(
+                        "INSERT INTO radgroupreply (groupname, attribute, op, value) "
+                        "VALUES (:g, :a, :o, :v)"
+                    ),
+                    {"g": group, "a": attr.attribute, "o": attr.op, "v": attr.value},
+                )
+
+    def owner_of(self, username: str) -> str | None:
+        with self._transaction("owner_of") as conn:
+            return conn.execute(
+                text("SELECT workflow_id FROM orchestrator_radius_account WHERE username = :u"),
+                {"u": username},
+            ).scalar_one_or_none()
+
+    def create_account(
+        self,
+        *,
+        username: str,
+        password: str,
+        group: str,
+        framed_ip: str | None,
+        owner: str,
+    ) -> bool:
+        """Create the account, or adopt it if ``owner`` already created it. True if created."""
+        with self._transaction("create_account") as conn:
+            current_owner = conn.execute(
+                text(
+                    "SELECT workflow_id FROM orchestrator_radius_account "
+                    "WHERE username = :u FOR UPDATE"
+                ),
+                {"u": username},
+            ).scalar_one_or_none()
+            if current_owner == owner:
+                return False
+            if current_owner is not None:
+                raise PermanentError(
+                    f"RADIUS username {username!r} belongs to another workflow",
+                    system=SYSTEM,
+                    operation="create_account",
+                )
+            existing = conn.execute(
+                text("SELECT count(*) FROM radcheck WHERE username = :u"), {"u": username}
+            ).scalar_one()
+            if existing:
+                raise PermanentError(
+                    f"RADIUS username {username!r} already exists and is not ours",
+                    system=SYSTEM,
+                    operation="create_account",
+                )
+            # The ownership row goes first: its primary key makes a concurrent twin fail here.
+            conn.execute(
+                text(
+                    "INSERT INTO orchestrator_radius_account (username, workflow_id) "
+                    "VALUES (:u, :w)"
+                ),
+                {"u": username, "w": owner},
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO radcheck (username, attribute, op, value) "
+                    "VALUES (:u, 'Cleartext-Password', ':=', :p)"
+                ),
+                {"u": username, "p": password},
+            )
+            if framed_ip:
+                self._write_framed_ip(conn, username, framed_ip)
+            conn.execute(
+                text("INSERT INTO radusergroup (username, groupname, priority) VALUES (:u, :g, 1)"),
+                {"u": username, "g": group},
+            )
+            return True
+
+    def set_framed_ip(self, *, username: str, framed_ip: str, owner: str) -> None:
+        with self._transaction("set_framed_ip") as conn:
+            self._require_owner(conn, username, owner, "set_framed_ip")
+            self._write_framed_ip(conn, username, framed_ip)
+
+    def delete_account(self, *, username: str, owner: str) -> bool:
+        """Delete the account if ``owner`` created it. True if something was deleted."""
+        with self._transaction("delete_account") as conn:
+            current_owner = conn.execute(
+                text(
+                    "SELECT workflow_id FROM orchestrator_radius_account "
+                    "WHERE username = :u FOR UPDATE"
+                ),
+                {"u": username},
+            ).scalar_one_or_none()
+            if current_owner != owner:
+                # Not ours (or already gone): never delete another subscriber's account.
+                return False
+            for table in ("radcheck", "radreply", "radusergroup"):
+                conn.execute(text(f"DELETE FROM {table} WHERE username = :u"), {"u": username})  # noqa: S608
+            conn.execute(
+                text("DELETE FROM orchestrator_radius_account WHERE username = :u"),
+                {"u": username},
+            )
+            return True
+
+    def account_rows(self, username: str) -> dict[str, int]:
+        """How many rows each FreeRADIUS table holds for ``username`` (for checks and tests)."""
+        with self._transaction("account_rows") as conn:
+            return {
+                table: conn.execute(
+                    text(f"SELECT count(*) FROM {table} WHERE username = :u"),  # noqa: S608
+                    {"u": username},
+                ).scalar_one()
+                for table in ("radcheck", "radreply", "radusergroup")
+            }
+
+    @staticmethod
+    def _require_owner(conn: Connection, username: str, owner: str, operation: str) -> None:
+        current = conn.execute(
+            text("SELECT workflow_id FROM orchestrator_radius_account WHERE username = :u"),
+            {"u": username},
+        ).scalar_one_or_none()
+        if current != owner:
+            raise PermanentError(
+                f"RADIUS account {username!r} is not owned by this workflow",
+                system=SYSTEM,
+                operation=operation,
+            )
+
+    @staticmethod
+    def _write_framed_ip(conn: Connection, username: str, framed_ip: str) -> None:
+        conn.execute(
+            text("DELETE FROM radreply WHERE username = :u AND attribute = 'Framed-IP-Address'"),
+            {"u": username},
+        )
+        conn.execute(
+            text(
+                "INSERT INTO radreply (username, attribute, op, value) "
+                "VALUES (:u, 'Framed-IP-Address', ':=', :ip)"
+            ),
+            {"u": username, "ip": framed_ip},
+        )

@@ -1,0 +1,299 @@
+"""The orchestrator's tables. Every row carries a tenant id; statuses keep operators' names."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
+
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+)
+from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+# Stable constraint names, so migrations can address every constraint by name.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+uuid_pk = Annotated[
+    uuid.UUID, mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
+]
+tenant_fk = Annotated[str, mapped_column(String(64), ForeignKey("tenants.id"), index=True)]
+created_at = Annotated[
+    datetime, mapped_column(DateTime(timezone=True), server_default=func.now(), nullable=False)
+]
+json_dict = Annotated[dict[str, Any], mapped_column(JSONB, nullable=False, default=dict)]
+json_or_null = Annotated[dict[str, Any] | None, mapped_column(JSONB, nullable=True)]
+tstz_or_null = Annotated[datetime | None, mapped_column(DateTime(timezone=True), nullable=True)]
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def _enum(cls: type[enum.Enum]) -> Enum:
+    # Stored as VARCHAR + CHECK: adding a status later is a one-line migration, not an
+    # ALTER TYPE that cannot run inside a transaction.
+    return Enum(
+        cls,
+        native_enum=False,
+        create_constraint=True,
+        length=32,
+        values_callable=lambda e: [m.value for m in e],
+        name=cls.__name__.lower(),
+    )
+
+
+class WorkflowStatus(enum.StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    ROLLING_BACK = "rolling_back"
+    ROLLED_BACK = "rolled_back"  # failed, fully compensated
+    COMPENSATED = "compensated"  # cancelled, fully compensated
+    FAILED = "failed"  # compensation incomplete: needs a person
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in TERMINAL_WORKFLOW_STATUSES
+
+
+TERMINAL_WORKFLOW_STATUSES = frozenset(
+    {
+        WorkflowStatus.COMPLETED,
+        WorkflowStatus.ROLLED_BACK,
+        WorkflowStatus.COMPENSATED,
+        WorkflowStatus.FAILED,
+    }
+)
+
+
+class StepStatus(enum.StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    COMPENSATING = "compensating"
+    COMPENSATED = "compensated"
+    COMPENSATION_FAILED = "compensation_failed"
+
+
+class Role(enum.StrEnum):
+    VIEWER = "viewer"
+    OPERATOR = "operator"
+    ADMIN = "admin"
+
+
+class Tenant(Base):
+    __tablename__ = "tenants"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[created_at]
+
+
+class ApiKey(Base):
+    __tablename__ = "api_keys"
+
+    id: Mapped[uuid_pk]
+    tenant_id: Mapped[tenant_fk]
+    name: Mapped[str] = mapped_column(String(200))
+    role: Mapped[Role] = mapped_column(_enum(Role))
+    # Only a SHA-256 of the key is stored; the key itself is shown once, at creation.
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[created_at]
+    revoked_at: Mapped[tstz_or_null]
+
+
+class ServicePlan(Base):
+    __tablename__ = "service_plans"
+    __table_args__ = (UniqueConstraint("tenant_id", "name", name="uq_service_plans_tenant_name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tenant_id: Mapped[tenant_fk]
+    name: Mapped[str] = mapped_column(String(100))
+    download_mbps: Mapped[int] = mapped_column(Integer)
+    upload_mbps: Mapped[int] = mapped_column(Integer)
+    # FreeRADIUS groups are global to the RADIUS server, so the group name is unique overall.
+    radius_group: Mapped[str] = mapped_column(String(64), unique=True)
+    # Network fields: the NetBox prefix addresses come from, the ONOS service tags and profile.
+    ipv4_prefix: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    s_tag: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    c_tag: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    tech_profile_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    created_at: Mapped[created_at]
+
+
+class Customer(Base):
+    __tablename__ = "customers"
+
+    id: Mapped[uuid_pk]
+    tenant_id: Mapped[tenant_fk]
+    first_name: Mapped[str] = mapped_column(String(100))
+    last_name: Mapped[str] = mapped_column(String(100))
+    email: Mapped[str] = mapped_column(String(254))
+    phone: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    # Set when a workflow created the customer: its compensation deletes only such rows.
+    created_by_workflow_id: Mapped[uuid.UUID | None] = mapped_column(
+        UUID(as_uuid=True), nullable=True, unique=True
+    )
+    created_at: Mapped[created_at]
+
+
+class Subscriber(Base):
+    __tablename__ = "subscribers"
+
+    id: Mapped[uuid_pk]
+    tenant_id: Mapped[tenant_fk]
+    customer_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("customers.id"), index=True)
+    service_plan_id: Mapped[int] = mapped_column(ForeignKey("service_plans.id"), index=True)
+    # RADIUS usernames are global to the RADIUS server.
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    service_address: Mapped[str] = mapped_column(Text)
+    onu_serial: Mapped[str | None] = mapped_column(String(32), nullable=True, unique=True)
+    cpe_serial: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    ipv4_address: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    status: Mapped[str] = mapped_column(String(32), default="pending")
+    workflow_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), unique=True)
+    created_at: Mapped[created_at]
+
+
+class BillingService(Base):
+    __tablename__ = "billing_services"
+
+    id: Mapped[uuid_pk]
+    tenant_id: Mapped[tenant_fk]
+    subscriber_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("subscribers.id"), index=True)
+    service_plan_id: Mapped[int] = mapped_column(ForeignKey("service_plans.id"))
+    status: Mapped[str] = mapped_column(String(32), default="active")
+    workflow_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), unique=True)
+    created_at: Mapped[created_at]
+
+
+class Workflow(Base):
+    __tablename__ = "workflows"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "idempotency_key", name="uq_workflows_tenant_idempotency"),
+        Index("ix_workflows_tenant_created", "tenant_id", "created_at"),
+        Index("ix_workflows_status_updated", "status", "updated_at"),
+    )
+
+    id: Mapped[uuid_pk]
+    tenant_id: Mapped[tenant_fk]
+    workflow_type: Mapped[str] = mapped_column(String(64))
+    definition_version: Mapped[int] = mapped_column(Integer)
+    status: Mapped[WorkflowStatus] = mapped_column(
+        _enum(WorkflowStatus), default=WorkflowStatus.PENDING
+    )
+    # Which execution this is: a retry of a rolled-back workflow starts run + 1.
+    run: Mapped[int] = mapped_column(Integer, default=1)
+    input: Mapped[json_dict]
+    context: Mapped[json_dict]
+    output: Mapped[json_dict]
+    error: Mapped[json_or_null]
+    # Secrets the steps need (the PPPoE password), Fernet-encrypted; never in input/context.
+    secrets: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    idempotency_key: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    request_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    api_key_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True), nullable=True)
+    cancel_requested_at: Mapped[tstz_or_null]
+    deadline_at: Mapped[tstz_or_null]
+    created_at: Mapped[created_at]
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
+    started_at: Mapped[tstz_or_null]
+    finished_at: Mapped[tstz_or_null]
+
+    steps: Mapped[list[WorkflowStep]] = relationship(
+        back_populates="workflow", order_by="WorkflowStep.position", lazy="selectin"
+    )
+
+
+class WorkflowStep(Base):
+    __tablename__ = "workflow_steps"
+    __table_args__ = (UniqueConstraint("workflow_id", "name", name="uq_workflow_steps_name"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    workflow_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("workflows.id", ondelete="CASCADE"), index=True
+    )
+    position: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(String(64))
+    system: Mapped[str] = mapped_column(String(32))
+    status: Mapped[StepStatus] = mapped_column(_enum(StepStatus), default=StepStatus.PENDING)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    compensation_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # Intent before effect: how to find what this step is about to create, written and
+    # committed before the external call.
+    intent: Mapped[json_or_null]
+    output: Mapped[json_or_null]
+    compensation: Mapped[json_or_null]
+    error: Mapped[json_or_null]
+    lease_owner: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    lease_expires_at: Mapped[tstz_or_null]
+    started_at: Mapped[tstz_or_null]
+    finished_at: Mapped[tstz_or_null]
+    compensated_at: Mapped[tstz_or_null]
+
+    workflow: Mapped[Workflow] = relationship(back_populates="steps")
+
+
+class WorkflowEvent(Base):
+    """Append-only audit trail: every transition with its time, attempt and error."""
+
+    __tablename__ = "workflow_events"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    workflow_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("workflows.id", ondelete="CASCADE"), index=True
+    )
+    tenant_id: Mapped[tenant_fk]
+    run: Mapped[int] = mapped_column(Integer)
+    step_name: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    kind: Mapped[str] = mapped_column(String(48))
+    from_status: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    to_status: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    attempt: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    message: Mapped[str | None] = mapped_column(Text, nullable=True)
+    details: Mapped[json_or_null]
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.clock_timestamp(), nullable=False
+    )
+
+
+class ResourceClaim(Base):
+    """A unique resource (a RADIUS username, an ONU serial) held by an in-flight workflow.
+
+    Two concurrent submissions for the same subscriber collide here, before any step runs;
+    the claim is released when the workflow ends.
+    """
+
+    __tablename__ = "resource_claims"
+
+    kind: Mapped[str] = mapped_column(String(32), primary_key=True)
+    value: Mapped[str] = mapped_column(String(200), primary_key=True)
+    workflow_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("workflows.id", ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[created_at]

@@ -1,0 +1,1 @@
+"""Business logic of each workflow step, one module per system (no Celery here)."""

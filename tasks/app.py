@@ -1,0 +1,64 @@
+"""The one Celery app. Importing it registers every task module and checks the definitions."""
+
+from __future__ import annotations
+
+from celery import Celery
+from celery.signals import beat_init, worker_init
+
+from orchestrator.config import get_settings
+from orchestrator.definitions import registry
+
+#: One queue per system, so operators can scale and rate-limit each one apart.
+QUEUES = ("saga", "database", "radius", "netbox", "access", "genieacs")
+
+TASK_MODULES = ("tasks.saga", "tasks.database", "tasks.radius")
+
+# Longest a single step attempt may take, hard limit included; see visibility_timeout below.
+MAX_STEP_SECONDS = 300
+
+
+def create_celery() -> Celery:
+    settings = get_settings()
+    app = Celery("orchestrator", broker=settings.broker_url, include=list(TASK_MODULES))
+    app.conf.update(
+        task_serializer="json",
+        accept_content=["json"],
+        # Step results live in PostgreSQL; Celery's result backend would be a second truth.
+        task_ignore_result=True,
+        # Crash safety: a message is acknowledged only after its task finished, and a task
+        # whose worker process died goes back to the queue instead of vanishing.
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        broker_connection_retry_on_startup=True,
+        broker_transport_options={
+            # Redis redelivers an unacknowledged message after this long. It must outlast the
+            # longest step attempt and the longest retry countdown (a countdown message is held
+            # unacknowledged by the worker), or a healthy step is delivered twice.
+            "visibility_timeout": max(3600, int(settings.retry_backoff_max) * 4),
+        },
+        task_routes={f"tasks.{queue}.*": {"queue": queue} for queue in QUEUES},
+        task_default_queue="saga",
+        # Flower needs events; sent events let it show queued tasks too.
+        worker_send_task_events=True,
+        task_send_sent_event=True,
+        task_track_started=True,
+        beat_schedule={
+            "sweep-stalled-workflows": {
+                "task": "tasks.saga.sweep",
+                "schedule": settings.sweep_interval,
+            }
+        },
+    )
+    return app
+
+
+app = create_celery()
+
+
+@worker_init.connect
+@beat_init.connect
+def _verify_definitions(sender: object = None, **_: object) -> None:
+    # Runs in every worker once the task modules are imported: a definition that names a
+    # task nobody registered stops the worker at start, not a subscriber at step five.
+    registry.verify_tasks(lambda name: name in app.tasks)

@@ -1,0 +1,100 @@
+"""Saga tasks (queue ``saga``): the on-error link, the finalizers and the sweeper."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from orchestrator import engine
+from orchestrator.config import get_settings
+from orchestrator.db import transaction
+from orchestrator.models import StepStatus, WorkflowStatus
+from tasks.app import app
+from tasks.canvas import CeleryDispatcher
+
+log = logging.getLogger(__name__)
+dispatcher = CeleryDispatcher()
+
+
+def start_rollback(workflow_id: uuid.UUID, reason: str | None = None) -> bool:
+    """Move the workflow to rolling_back and publish its compensations. Idempotent: the first
+    caller to make the transition (under the row lock) dispatches, later callers do nothing."""
+    with transaction() as session:
+        workflow = engine.lock_workflow(session, workflow_id)
+        if workflow is None:
+            return False
+        if reason is None:
+            failed = [s for s in workflow.steps if s.status == StepStatus.FAILED]
+            if workflow.cancel_requested_at is not None:
+                reason = "cancelled by an operator"
+            elif failed:
+                error = failed[0].error or {}
+                reason = f"step {failed[0].name} failed: {error.get('message', 'unknown error')}"
+            else:
+                reason = "workflow failed"
+        if not engine.begin_rollback(session, workflow, reason):
+            return False
+    dispatcher.compensate(workflow_id)
+    return True
+
+
+@app.task(name="tasks.saga.on_step_failed")
+def on_step_failed(workflow_id: str) -> None:
+    """The chain's on-error link.
+
+    A queued task (not an in-process errback), so it survives the failing worker; it may fire
+    more than once, and the row lock makes it idempotent.
+    """
+    start_rollback(uuid.UUID(workflow_id))
+
+
+@app.task(name="tasks.saga.complete_workflow")
+def complete_workflow(workflow_id: str) -> None:
+    with transaction() as session:
+        workflow = engine.lock_workflow(session, uuid.UUID(workflow_id))
+        if workflow is None or workflow.status != WorkflowStatus.RUNNING:
+            return
+        if not engine.all_steps_done(workflow):
+            # A duplicate chain overtook a step still in flight; the real chain finishes it.
+            return
+        engine.complete_workflow(session, workflow)
+        # The password now lives where it belongs (RADIUS, the CPE); we keep no copy.
+        workflow.secrets = None
+
+
+@app.task(name="tasks.saga.finalize_rollback")
+def finalize_rollback(workflow_id: str) -> None:
+    with transaction() as session:
+        workflow = engine.lock_workflow(session, uuid.UUID(workflow_id))
+        if workflow is None:
+            return
+        result = engine.finalize_rollback(session, workflow)
+    if result == WorkflowStatus.FAILED:
+        log.error("workflow %s needs a person: compensation incomplete", workflow_id)
+
+
+@app.task(name="tasks.saga.sweep")
+def sweep() -> dict[str, int]:
+    """Re-drive or compensate workflows left behind by a dead worker or a lost message."""
+    settings = get_settings()
+    now = engine.utcnow()
+    forward: list[uuid.UUID] = []
+    backward: list[uuid.UUID] = []
+    with transaction() as session:
+        for workflow in engine.stalled_workflows(session, now, settings.stall_seconds):
+            if workflow.status == WorkflowStatus.ROLLING_BACK:
+                engine.record_event(session, workflow, "sweeper_redrive_compensation")
+                backward.append(workflow.id)
+            elif workflow.deadline_at is not None and workflow.deadline_at < now:
+                engine.begin_rollback(session, workflow, "deadline exceeded")
+                backward.append(workflow.id)
+            else:
+                engine.record_event(session, workflow, "sweeper_redrive")
+                forward.append(workflow.id)
+    for workflow_id in forward:
+        dispatcher.start(workflow_id)
+    for workflow_id in backward:
+        dispatcher.compensate(workflow_id)
+    if forward or backward:
+        log.warning("sweeper re-drove %d and compensated %d workflows", len(forward), len(backward))
+    return {"redriven": len(forward), "compensating": len(backward)}

@@ -1,0 +1,156 @@
+"""Test environment: real PostgreSQL, Redis, FreeRADIUS and Celery worker processes.
+
+Everything runs beside a developer's `make run` without touching it: its own databases
+(orchestrator_test, radius_test), its own Redis database (15), its own FreeRADIUS instance on
+free ports. Settings come from the environment, so it is set here before anything reads it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+VAR = ROOT / "var" / "test"
+PG = "postgresql+psycopg2://postgres@127.0.0.1:5432"
+
+
+def _free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+os.environ.update(
+    {
+        "DATABASE_URL": f"{PG}/orchestrator_test",
+        "RADIUS_DATABASE_URL": f"{PG}/radius_test",
+        "BROKER_URL": "redis://127.0.0.1:6379/15",
+        # A fixed test key: it only ever protects throwaway test data.
+        "ORCHESTRATOR_SECRET_KEY": "dGVzdC1rZXktdGVzdC1rZXktdGVzdC1rZXktdGVzdCE=",
+        "ORCHESTRATOR_FAULT_INJECTION": "1",
+        # Fast clocks: short backoff, short leases, a sweeper every second.
+        "RETRY_BACKOFF_BASE": "0.2",
+        "RETRY_BACKOFF_MAX": "1",
+        "STEP_TIMEOUT_CAP": "4",
+        "SWEEP_INTERVAL": "1",
+        "STALL_SECONDS": "3",
+        "FREERADIUS_DIR": str(VAR / "freeradius"),
+        "RADIUS_DB_NAME": "radius_test",
+    }
+)
+os.environ.setdefault("RADIUS_AUTH_PORT", str(_free_udp_port()))
+os.environ.setdefault("RADIUS_ACCT_PORT", str(_free_udp_port()))
+
+from orchestrator import faults, migrate  # noqa: E402 - after the environment is set
+from orchestrator.apikeys import create_key, ensure_tenant  # noqa: E402
+from orchestrator.db import transaction  # noqa: E402
+from orchestrator.models import ServicePlan  # noqa: E402
+from tests.support.processes import BeatProcess, WorkerProcess  # noqa: E402
+
+
+def _recreate_database(name: str) -> None:
+    for sql in (f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', f'CREATE DATABASE "{name}"'):
+        subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-qc", sql], check=True)
+
+
+@pytest.fixture(scope="session")
+def database() -> str:
+    _recreate_database("orchestrator_test")
+    migrate.upgrade()
+    return os.environ["DATABASE_URL"]
+
+
+@pytest.fixture(scope="session")
+def radius_server(database: str) -> Iterator[tuple[str, int]]:
+    """A private FreeRADIUS reading radius_test (schema loaded by the script)."""
+    _recreate_database("radius_test")
+    script = ROOT / "scripts" / "freeradius.sh"
+    subprocess.run([str(script), "start"], check=True, cwd=ROOT)
+    yield "127.0.0.1", int(os.environ["RADIUS_AUTH_PORT"])
+    subprocess.run([str(script), "stop"], check=False, cwd=ROOT)
+
+
+@pytest.fixture(scope="session")
+def celery_app():  # type: ignore[no-untyped-def]
+    from tasks.app import app
+
+    return app
+
+
+@pytest.fixture(scope="session")
+def redis_clean() -> None:
+    import redis
+
+    redis.Redis.from_url(os.environ["BROKER_URL"]).flushdb()
+
+
+@pytest.fixture(scope="session")
+def worker(database, radius_server, celery_app, redis_clean) -> Iterator[WorkerProcess]:  # type: ignore[no-untyped-def]
+    process = WorkerProcess(app=celery_app, log_path=VAR / "worker.log")
+    beat = BeatProcess(log_path=VAR / "beat.log")
+    process.start()
+    beat.start()
+    yield process
+    beat.stop()
+    process.stop()
+
+
+@pytest.fixture(autouse=True)
+def _no_leftover_faults() -> Iterator[None]:
+    yield
+    if os.environ.get("ORCHESTRATOR_FAULT_INJECTION") == "1":
+        # Redis may be what a test took down.
+        with contextlib.suppress(Exception):
+            faults.clear()
+
+
+@pytest.fixture(scope="session")
+def tenant(database: str) -> str:
+    with transaction() as session:
+        ensure_tenant(session, "acme", "ACME Fibre")
+        ensure_tenant(session, "globex", "Globex Broadband")
+    return "acme"
+
+
+@pytest.fixture(scope="session")
+def plan(tenant: str) -> ServicePlan:
+    with transaction() as session:
+        row = ServicePlan(
+            tenant_id=tenant,
+            name="fiber-300",
+            download_mbps=300,
+            upload_mbps=100,
+            radius_group="acme-fiber-300",
+            ipv4_prefix="100.64.0.0/24",
+            s_tag=100,
+            c_tag=200,
+            tech_profile_id=64,
+        )
+        session.add(row)
+        session.flush()
+        return row
+
+
+@pytest.fixture(scope="session")
+def operator_key(tenant: str) -> str:
+    with transaction() as session:
+        return create_key(session, tenant, "operator")[1]
+
+
+@pytest.fixture(scope="session")
+def app(database: str):  # type: ignore[no-untyped-def]
+    from webapp import create_app
+
+    return create_app({"TESTING": True})
+
+
+@pytest.fixture
+def client(app):  # type: ignore[no-untyped-def]
+    return app.test_client()

@@ -1,0 +1,120 @@
+"""Real Celery worker and beat processes for tests, started and stopped like an operator would.
+
+Readiness is awaited through the broker (a worker answers ``ping`` only once it consumes), never
+by sleeping a fixed time.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from celery import Celery
+
+ROOT = Path(__file__).resolve().parents[2]
+VAR = ROOT / "var" / "test"
+CELERY = str(Path(sys.executable).with_name("celery"))
+QUEUES = "saga,database,radius,netbox,access,genieacs"
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "PYTHONUNBUFFERED": "1"}
+
+
+@dataclass
+class WorkerProcess:
+    app: Celery
+    log_path: Path
+    concurrency: int = 4
+    process: subprocess.Popen[bytes] | None = None
+    hostname: str = field(default="")
+
+    def start(self, timeout: float = 60.0) -> None:
+        self.hostname = f"test-{uuid.uuid4().hex[:8]}@localhost"
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [
+                CELERY,
+                "-A",
+                "tasks.app",
+                "worker",
+                "--loglevel",
+                "INFO",
+                "--queues",
+                QUEUES,
+                "--concurrency",
+                str(self.concurrency),
+                "--hostname",
+                self.hostname,
+                "--without-mingle",
+                "--without-gossip",
+            ],
+            cwd=ROOT,
+            env=_env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            # Its own process group, so a kill reaches the pool children too.
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"worker exited early; see {self.log_path}")
+            replies = self.app.control.ping(destination=[self.hostname], timeout=0.5)
+            if replies:
+                return
+        raise RuntimeError(f"worker did not answer ping within {timeout}s; see {self.log_path}")
+
+    def kill(self) -> None:
+        """SIGKILL the whole worker (main process and pool children), as a crash would."""
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=10)
+
+    def pool_pids(self) -> list[int]:
+        assert self.process is not None
+        out = subprocess.run(
+            ["pgrep", "-g", str(self.process.pid)], capture_output=True, text=True, check=False
+        )
+        return [int(p) for p in out.stdout.split() if int(p) != self.process.pid]
+
+
+@dataclass
+class BeatProcess:
+    log_path: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        schedule = self.log_path.with_suffix(".schedule")
+        schedule.unlink(missing_ok=True)
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [CELERY, "-A", "tasks.app", "beat", "--loglevel", "INFO", "--schedule", str(schedule)],
+            cwd=ROOT,
+            env=_env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            self.process.wait(timeout=15)
