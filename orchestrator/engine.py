@@ -515,3 +515,40 @@ def stalled_workflows(session: Session, now: datetime, stall_seconds: float, lim
         .limit(limit)
         .with_for_update(skip_locked=True)
     ).all()
+
+
+def request_cancel(session: Session, workflow: Workflow) -> None:
+    if workflow.cancel_requested_at is None:
+        workflow.cancel_requested_at = utcnow()
+        record_event(session, workflow, "cancel_requested")
+
+
+def start_new_run(session: Session, workflow: Workflow, deadline_seconds: float) -> None:
+    """Reset a rolled-back workflow for another run; earlier runs stay in the event log."""
+    workflow.run += 1
+    workflow.error = None
+    workflow.context = {}
+    workflow.output = {}
+    workflow.cancel_requested_at = None
+    workflow.finished_at = None
+    workflow.deadline_at = utcnow() + timedelta(seconds=deadline_seconds)
+    for step in workflow.steps:
+        step.status = StepStatus.PENDING
+        step.attempts = 0
+        step.compensation_attempts = 0
+        step.intent = step.output = step.compensation = step.error = None
+        step.lease_owner = None
+        step.lease_expires_at = step.started_at = step.finished_at = step.compensated_at = None
+    set_workflow_status(
+        session, workflow, WorkflowStatus.PENDING, message=f"retry: run {workflow.run}"
+    )
+
+
+def resume_rollback(session: Session, workflow: Workflow) -> None:
+    """Give a failed rollback's outstanding compensations a fresh set of attempts."""
+    for step in compensation_plan(workflow):
+        step.compensation_attempts = 0
+    workflow.finished_at = None
+    set_workflow_status(
+        session, workflow, WorkflowStatus.ROLLING_BACK, message="retry of the failed compensations"
+    )

@@ -26,7 +26,7 @@ from orchestrator import engine
 from orchestrator.config import get_settings
 from orchestrator.db import transaction
 from orchestrator.definitions import PROVISION_SUBSCRIBER
-from orchestrator.errors import ConflictError, NotFound, ValidationError
+from orchestrator.errors import ConflictError, InvalidTransition, NotFound, ValidationError
 from orchestrator.models import (
     Customer,
     ResourceClaim,
@@ -34,6 +34,7 @@ from orchestrator.models import (
     Subscriber,
     Workflow,
     WorkflowEvent,
+    WorkflowStatus,
 )
 from orchestrator.vault import seal
 
@@ -234,3 +235,55 @@ class OrchestrationService:
                 )
             )
             return WorkflowDetail(workflow, events)
+
+    def retry(self, tenant_id: str, workflow_id: uuid.UUID) -> Workflow:
+        """Run a rolled-back workflow again as a new run, or finish a failed rollback."""
+        try:
+            with self._unit_of_work() as session:
+                workflow = self._locked(session, tenant_id, workflow_id)
+                if workflow.status == WorkflowStatus.ROLLED_BACK:
+                    engine.start_new_run(
+                        session, workflow, get_settings().workflow_deadline_seconds
+                    )
+                    session.add_all(
+                        ResourceClaim(kind=kind, value=value, workflow_id=workflow.id)
+                        for kind, value in self._claims(
+                            workflow.input["username"], workflow.input.get("onu_serial")
+                        )
+                    )
+                    session.flush()
+                    action = self._dispatcher.start
+                elif workflow.status == WorkflowStatus.FAILED:
+                    engine.resume_rollback(session, workflow)
+                    action = self._dispatcher.compensate
+                else:
+                    raise InvalidTransition(
+                        f"a {workflow.status.value} workflow cannot be retried "
+                        "(only rolled_back or failed ones)"
+                    )
+        except IntegrityError as exc:
+            raise ConflictError(
+                "the username or ONU serial is now held by another workflow"
+            ) from exc
+        action(workflow.id)
+        return workflow
+
+    def cancel(self, tenant_id: str, workflow_id: uuid.UUID) -> Workflow:
+        """Ask a pending or running workflow to stop at the next step boundary and compensate."""
+        with self._unit_of_work() as session:
+            workflow = self._locked(session, tenant_id, workflow_id)
+            if workflow.status not in engine.FORWARD_WORKFLOW_STATUSES:
+                raise InvalidTransition(f"a {workflow.status.value} workflow cannot be cancelled")
+            engine.request_cancel(session, workflow)
+        return workflow
+
+    @staticmethod
+    def _locked(session: Session, tenant_id: str, workflow_id: uuid.UUID) -> Workflow:
+        workflow = session.scalar(
+            select(Workflow)
+            .where(Workflow.id == workflow_id, Workflow.tenant_id == tenant_id)
+            .with_for_update()
+        )
+        if workflow is None:
+            raise NotFound(f"workflow {workflow_id} not found")
+        return workflow

@@ -161,49 +161,60 @@ class ForwardStepTask(SagaTask):
             self._on_failure(claimed, exc)
 
     def _claim(self, workflow_id: uuid.UUID, step_name: str) -> Claimed | None:
-        now = engine.utcnow()
+        # Outcomes that end the chain are raised only after the transaction that recorded
+        # them has committed (raising inside it would roll the record back).
+        stop: Exception | None = None
         with transaction() as session:
-            workflow = engine.lock_workflow(session, workflow_id)
-            if workflow is None:
-                log.warning("step %s: workflow %s does not exist", step_name, workflow_id)
-                raise Ignore()
-            step = engine.lock_step(session, workflow_id, step_name)
-            step_def = engine.definition_of(workflow).step(step_name)
-            lease = self._lease(step_def)
-            decision, reason = engine.decide_forward(workflow, step, step_def, lease, now)
-            if (
-                decision == engine.Claim.STEP_ASIDE
-                and workflow.status in engine.FORWARD_WORKFLOW_STATUSES
-                and step.status == StepStatus.RUNNING
-                and _owner_is_dead(step.lease_owner)
-            ):
-                decision = engine.Claim.RUN
-                engine.record_event(
-                    session,
-                    workflow,
-                    "lease_taken_over",
-                    step=step,
-                    message=f"previous holder {step.lease_owner} is gone",
-                )
-            if decision == engine.Claim.CONTINUE:
-                return None
-            if decision == engine.Claim.STEP_ASIDE:
-                log.info("step %s of %s steps aside: %s", step_name, workflow_id, reason)
-                raise Ignore()
-            if decision == engine.Claim.CANCEL:
-                engine.record_event(session, workflow, "cancel_honoured", step=step)
-                raise WorkflowCancelled(f"workflow {workflow_id} cancelled before {step_name}")
-            if decision == engine.Claim.FAIL:
-                engine.fail_step(session, workflow, step, {"type": "Exhausted", "message": reason})
-                raise StepFailed(f"{step_name}: {reason}")
-            ctx = self._context(workflow, step, step.attempts + 1)
-            skip_reason = self.behaviour.skip(ctx)
-            if skip_reason:
-                engine.skip_step(session, workflow, step, skip_reason)
-                return None
-            intent = self.behaviour.plan(ctx) if step.intent is None else None
-            engine.start_attempt(session, workflow, step, lease, now, intent)
-            return Claimed(ctx=replace(ctx, intent=step.intent or {}), step_def=step_def)
+            claimed, stop = self._decide(session, workflow_id, step_name)
+        if stop is not None:
+            raise stop
+        return claimed
+
+    def _decide(
+        self, session: Any, workflow_id: uuid.UUID, step_name: str
+    ) -> tuple[Claimed | None, Exception | None]:
+        now = engine.utcnow()
+        workflow = engine.lock_workflow(session, workflow_id)
+        if workflow is None:
+            log.warning("step %s: workflow %s does not exist", step_name, workflow_id)
+            raise Ignore()
+        step = engine.lock_step(session, workflow_id, step_name)
+        step_def = engine.definition_of(workflow).step(step_name)
+        lease = self._lease(step_def)
+        decision, reason = engine.decide_forward(workflow, step, step_def, lease, now)
+        if (
+            decision == engine.Claim.STEP_ASIDE
+            and workflow.status in engine.FORWARD_WORKFLOW_STATUSES
+            and step.status == StepStatus.RUNNING
+            and _owner_is_dead(step.lease_owner)
+        ):
+            decision = engine.Claim.RUN
+            engine.record_event(
+                session,
+                workflow,
+                "lease_taken_over",
+                step=step,
+                message=f"previous holder {step.lease_owner} is gone",
+            )
+        if decision == engine.Claim.CONTINUE:
+            return None, None
+        if decision == engine.Claim.STEP_ASIDE:
+            log.info("step %s of %s steps aside: %s", step_name, workflow_id, reason)
+            return None, Ignore()
+        if decision == engine.Claim.CANCEL:
+            engine.record_event(session, workflow, "cancel_honoured", step=step)
+            return None, WorkflowCancelled(f"workflow {workflow_id} cancelled at {step_name}")
+        if decision == engine.Claim.FAIL:
+            engine.fail_step(session, workflow, step, {"type": "Exhausted", "message": reason})
+            return None, StepFailed(f"{step_name}: {reason}")
+        ctx = self._context(workflow, step, step.attempts + 1)
+        skip_reason = self.behaviour.skip(ctx)
+        if skip_reason:
+            engine.skip_step(session, workflow, step, skip_reason)
+            return None, None
+        intent = self.behaviour.plan(ctx) if step.intent is None else None
+        engine.start_attempt(session, workflow, step, lease, now, intent)
+        return Claimed(ctx=replace(ctx, intent=step.intent or {}), step_def=step_def), None
 
     def _execute_local(self, claimed: Claimed) -> None:
         ctx = claimed.ctx

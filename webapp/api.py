@@ -57,11 +57,28 @@ def provision_subscriber():  # type: ignore[no-untyped-def]
 @blueprint.get("/workflows/<workflow_id>")
 @require_role("viewer")
 def get_workflow(workflow_id: str):  # type: ignore[no-untyped-def]
-    try:
-        parsed = uuid.UUID(workflow_id)
-    except ValueError:
-        raise ApiError(404, "not_found", f"workflow {workflow_id} not found") from None
-    detail = _service().get_workflow(current_principal().tenant_id, parsed)
+    detail = _service().get_workflow(current_principal().tenant_id, _workflow_id(workflow_id))
     body = _workflow_schema.dump(detail.workflow)
     body["events"] = _event_schema.dump(detail.events)
     return body
+
+
+def _workflow_id(raw: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(raw)
+    except ValueError:
+        raise ApiError(404, "not_found", f"workflow {raw} not found") from None
+
+
+@blueprint.post("/workflows/<workflow_id>/retry")
+@require_role("operator")
+def retry_workflow(workflow_id: str):  # type: ignore[no-untyped-def]
+    workflow = _service().retry(current_principal().tenant_id, _workflow_id(workflow_id))
+    return _workflow_schema.dump(workflow), 202
+
+
+@blueprint.post("/workflows/<workflow_id>/cancel")
+@require_role("operator")
+def cancel_workflow(workflow_id: str):  # type: ignore[no-untyped-def]
+    workflow = _service().cancel(current_principal().tenant_id, _workflow_id(workflow_id))
+    return _workflow_schema.dump(workflow), 202

@@ -1,0 +1,134 @@
+"""Failures roll a provisioning back: nothing of it is left in our tables or in FreeRADIUS."""
+
+from __future__ import annotations
+
+import pytest
+
+from orchestrator import faults
+from orchestrator.config import get_settings
+from orchestrator.definitions import PROVISION_SUBSCRIBER
+from orchestrator.integrations.radius import RadiusStore
+from tests.support.radius_client import authenticate
+from tests.support.requests import provision_body, submit
+from tests.support.workflows import events, our_rows, steps, wait_terminal
+
+STEP_NAMES = [step.name for step in PROVISION_SUBSCRIBER.steps]
+NO_RADIUS_ROWS = {"radcheck": 0, "radreply": 0, "radusergroup": 0}
+NO_ROWS = {"customers": 0, "subscribers": 0, "billing_services": 0}
+
+
+def radius_rows(username: str) -> dict[str, int]:
+    return RadiusStore.from_settings(get_settings()).account_rows(username)
+
+
+@pytest.mark.parametrize("failing_step", STEP_NAMES)
+def test_permanent_failure_at_each_step_rolls_everything_back(
+    failing_step, client, worker, plan, operator_key, radius_server
+):
+    # Given a permanent failure waiting at one step
+    faults.arm(failing_step, ["permanent"])
+    body = provision_body(plan.id)
+
+    # When the subscriber is provisioned
+    workflow_id, _ = submit(client, operator_key, body)
+
+    # Then the workflow is rolled back and nothing of it is left anywhere
+    assert wait_terminal(workflow_id).value == "rolled_back"
+    assert our_rows(workflow_id) == NO_ROWS
+    assert radius_rows(body["username"]) == NO_RADIUS_ROWS
+    host, port = radius_server
+    assert not authenticate(body["username"], body["password"], host=host, port=port).accepted
+
+    # And the failed step and every step before it were compensated, last first
+    index = STEP_NAMES.index(failing_step)
+    rows = steps(workflow_id)
+    assert rows[failing_step].error["message"] == "injected permanent failure"
+    expected = list(reversed(STEP_NAMES[: index + 1]))
+    compensated = [e.step_name for e in events(workflow_id, ["compensation_completed"])]
+    assert compensated == expected
+    assert all(rows[name].status.value == "compensated" for name in expected)
+    assert all(rows[name].status.value == "pending" for name in STEP_NAMES[index + 1 :])
+
+
+def test_effect_without_bookkeeping_is_compensated(
+    client, worker, plan, operator_key, radius_server
+):
+    # Given a worker that dies right after creating the RADIUS account, before recording it,
+    # and a redelivered attempt that then fails for good
+    faults.arm("create_radius_account", ["crash_after_effect", "permanent"])
+    body = provision_body(plan.id)
+
+    workflow_id, _ = submit(client, operator_key, body)
+
+    # Then the account the dead attempt created is found through the recorded intent and removed
+    assert wait_terminal(workflow_id).value == "rolled_back"
+    radius_step = steps(workflow_id)["create_radius_account"]
+    assert radius_step.attempts == 2
+    assert radius_step.intent["username"] == body["username"]
+    assert radius_step.status.value == "compensated"
+    assert radius_rows(body["username"]) == NO_RADIUS_ROWS
+    assert our_rows(workflow_id) == NO_ROWS
+    host, port = radius_server
+    assert not authenticate(body["username"], body["password"], host=host, port=port).accepted
+
+
+def test_failed_compensation_leaves_workflow_failed_then_retry_finishes(
+    client, worker, plan, operator_key, radius_server
+):
+    # Given the last step fails and the RADIUS account cannot be deleted
+    faults.arm("create_billing_service", ["permanent"])
+    faults.arm("create_radius_account", ["permanent"], compensation=True)
+    body = provision_body(plan.id)
+
+    workflow_id, _ = submit(client, operator_key, body)
+
+    # Then the other compensations still ran and the workflow names what is left
+    assert wait_terminal(workflow_id).value == "failed"
+    rows = steps(workflow_id)
+    assert rows["create_radius_account"].status.value == "compensation_failed"
+    assert rows["create_subscriber"].status.value == "compensated"
+    assert rows["create_customer"].status.value == "compensated"
+    assert our_rows(workflow_id) == NO_ROWS
+    assert radius_rows(body["username"])["radcheck"] == 1
+    auth = {"Authorization": f"Bearer {operator_key}"}
+    detail = client.get(f"/api/v1/orchestration/workflows/{workflow_id}", headers=auth).get_json()
+    assert [left["step"] for left in detail["error"]["left_behind"]] == ["create_radius_account"]
+    assert detail["error"]["left_behind"][0]["system"] == "radius"
+
+    # When the cause is gone and an operator retries
+    response = client.post(f"/api/v1/orchestration/workflows/{workflow_id}/retry", headers=auth)
+    assert response.status_code == 202
+
+    # Then the rollback finishes
+    assert wait_terminal(workflow_id).value == "rolled_back"
+    assert radius_rows(body["username"]) == NO_RADIUS_ROWS
+    assert steps(workflow_id)["create_radius_account"].status.value == "compensated"
+
+
+def test_transient_errors_are_retried_with_backoff(client, worker, plan, operator_key):
+    faults.arm("create_radius_account", ["transient", "transient"])
+    body = provision_body(plan.id)
+
+    workflow_id, _ = submit(client, operator_key, body)
+
+    assert wait_terminal(workflow_id).value == "completed"
+    assert steps(workflow_id)["create_radius_account"].attempts == 3
+    retries = events(workflow_id, ["step_retry_scheduled"])
+    assert [e.attempt for e in retries] == [1, 2]
+    assert all(e.details["retry_in_seconds"] > 0 for e in retries)
+    assert all(e.details["error"]["type"] == "TransientError" for e in retries)
+    assert radius_rows(body["username"])["radcheck"] == 1
+
+
+def test_retry_after_effect_creates_one_account(client, worker, plan, operator_key):
+    # The first attempt creates the account and then loses the answer; the retry adopts it.
+    faults.arm("create_radius_account", ["transient_after_effect"])
+    body = provision_body(plan.id)
+
+    workflow_id, _ = submit(client, operator_key, body)
+
+    assert wait_terminal(workflow_id).value == "completed"
+    radius_step = steps(workflow_id)["create_radius_account"]
+    assert radius_step.attempts == 2
+    assert radius_step.output["created"] is False
+    assert radius_rows(body["username"]) == {"radcheck": 1, "radreply": 0, "radusergroup": 1}
