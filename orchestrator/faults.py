@@ -8,6 +8,7 @@ touching Redis.
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Iterable
@@ -18,10 +19,12 @@ import redis
 from orchestrator.config import get_settings
 from orchestrator.errors import PermanentError, TransientError
 
+log = logging.getLogger(__name__)
+
 KEY_PREFIX = "orchestrator:faults:"
 
 #: Applied before the step's effect.
-BEFORE = frozenset({"permanent", "transient", "hang"})
+BEFORE = frozenset({"permanent", "transient", "hang", "slow"})
 #: Applied after the effect, before its bookkeeping commits.
 AFTER = frozenset({"crash_after_effect", "transient_after_effect"})
 #: Applied to a compensation, before its effect.
@@ -29,6 +32,8 @@ COMPENSATION = frozenset({"permanent", "transient"})
 MODES = BEFORE | AFTER
 
 HANG_SECONDS = 120.0
+#: A slow but successful call: long enough to act on a step in flight.
+SLOW_SECONDS = 1.5
 
 
 @lru_cache(maxsize=1)
@@ -65,7 +70,10 @@ def _take(step_name: str, allowed: frozenset[str], compensation: bool) -> str | 
         return None
     # LPOP of the value we peeked: a concurrent consumer may have taken it; then we did not.
     mode = head.decode()
-    return mode if client.lrem(key, 1, mode) else None
+    if not client.lrem(key, 1, mode):
+        return None
+    log.warning("fault injection: %s into %s", mode, key.removeprefix(KEY_PREFIX))
+    return mode
 
 
 def _system(step_name: str) -> str:
@@ -87,6 +95,8 @@ def before_effect(step_name: str) -> None:
     if mode == "hang":
         # Interrupted by the soft time limit (or by SIGKILL in crash tests).
         time.sleep(HANG_SECONDS)
+    if mode == "slow":
+        time.sleep(SLOW_SECONDS)
 
 
 def after_effect(step_name: str) -> None:

@@ -200,6 +200,10 @@ class ForwardStepTask(SagaTask):
             return None, None
         if decision == engine.Claim.STEP_ASIDE:
             log.info("step %s of %s steps aside: %s", step_name, workflow_id, reason)
+            # Visible in the timeline: operators see redeliveries and sweeper re-drives meet.
+            engine.record_event(
+                session, workflow, "delivery_stepped_aside", step=step, message=reason
+            )
             return None, Ignore()
         if decision == engine.Claim.CANCEL:
             engine.record_event(session, workflow, "cancel_honoured", step=step)

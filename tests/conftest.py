@@ -7,7 +7,6 @@ free ports. Settings come from the environment, so it is set here before anythin
 
 from __future__ import annotations
 
-import contextlib
 import os
 import socket
 import subprocess
@@ -48,7 +47,7 @@ os.environ.update(
 os.environ.setdefault("RADIUS_AUTH_PORT", str(_free_udp_port()))
 os.environ.setdefault("RADIUS_ACCT_PORT", str(_free_udp_port()))
 
-from orchestrator import faults, migrate  # noqa: E402 - after the environment is set
+from orchestrator import migrate  # noqa: E402 - after the environment is set
 from orchestrator.apikeys import create_key, ensure_tenant  # noqa: E402
 from orchestrator.db import transaction  # noqa: E402
 from orchestrator.models import ServicePlan  # noqa: E402
@@ -100,15 +99,6 @@ def worker(database, radius_server, celery_app, redis_clean) -> Iterator[WorkerP
     yield process
     beat.stop()
     process.stop()
-
-
-@pytest.fixture(autouse=True)
-def _no_leftover_faults() -> Iterator[None]:
-    yield
-    if os.environ.get("ORCHESTRATOR_FAULT_INJECTION") == "1":
-        # Redis may be what a test took down.
-        with contextlib.suppress(Exception):
-            faults.clear()
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,76 @@
+"""Crashes and duplicate deliveries: the workflow still ends terminal with one of everything."""
+
+from __future__ import annotations
+
+import pytest
+
+from orchestrator import faults
+from orchestrator.config import get_settings
+from orchestrator.integrations.radius import RadiusStore
+from tests.support.radius_client import authenticate
+from tests.support.requests import provision_body, submit
+from tests.support.workflows import events, our_rows, step_running, steps, wait_terminal, wait_until
+
+pytestmark = pytest.mark.slow
+
+
+def test_worker_killed_mid_step_recovers_without_a_person(
+    client, worker, plan, operator_key, radius_server
+):
+    # Given a step that is in flight on a worker
+    faults.arm("create_radius_account", ["hang"])
+    body = provision_body(plan.id)
+    workflow_id, _ = submit(client, operator_key, body)
+    wait_until(lambda: step_running(workflow_id, "create_radius_account"), 30, "the step to run")
+
+    # When the whole worker is killed with SIGKILL and a new one starts
+    worker.kill()
+    worker.start()
+
+    # Then the sweeper re-drives the stalled step and the workflow completes, once
+    assert wait_terminal(workflow_id, timeout=90).value == "completed"
+    assert events(workflow_id, ["sweeper_redrive"])
+    assert steps(workflow_id)["create_radius_account"].attempts == 2
+    assert our_rows(workflow_id) == {"customers": 1, "subscribers": 1, "billing_services": 1}
+    rows = RadiusStore.from_settings(get_settings()).account_rows(body["username"])
+    assert rows == {"radcheck": 1, "radreply": 0, "radusergroup": 1}
+    host, port = radius_server
+    assert authenticate(body["username"], body["password"], host=host, port=port).accepted
+
+
+def test_same_step_delivered_twice_creates_one_account(
+    client, worker, celery_app, plan, operator_key
+):
+    # Given a step whose first copy is still running
+    faults.arm("create_radius_account", ["slow"])
+    body = provision_body(plan.id)
+    workflow_id, _ = submit(client, operator_key, body)
+    wait_until(lambda: step_running(workflow_id, "create_radius_account"), 30, "the step to run")
+
+    # When a second copy of the same message arrives (as after a redelivery)
+    celery_app.signature(
+        "tasks.radius.create_account", args=(str(workflow_id), "create_radius_account")
+    ).apply_async()
+
+    # Then the copy steps aside at the lease, and one account exists
+    wait_until(
+        lambda: bool(events(workflow_id, ["delivery_stepped_aside"])), 30, "the copy to step aside"
+    )
+    assert wait_terminal(workflow_id).value == "completed"
+    assert steps(workflow_id)["create_radius_account"].attempts == 1
+    rows = RadiusStore.from_settings(get_settings()).account_rows(body["username"])
+    assert rows["radcheck"] == 1
+
+    # And copies of every step delivered after completion change nothing
+    for name in ("create_customer", "create_subscriber", "create_radius_account"):
+        task = {
+            "create_customer": "tasks.database.create_customer",
+            "create_subscriber": "tasks.database.create_subscriber",
+            "create_radius_account": "tasks.radius.create_account",
+        }[name]
+        celery_app.signature(task, args=(str(workflow_id), name)).apply_async()
+    wait_until(
+        lambda: len(events(workflow_id, ["delivery_stepped_aside"])) == 4, 30, "three more copies"
+    )
+    assert our_rows(workflow_id) == {"customers": 1, "subscribers": 1, "billing_services": 1}
+    assert all(s.attempts == 1 for s in steps(workflow_id).values())
