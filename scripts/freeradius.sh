@@ -294,6 +294,10 @@ cmd_configure() {
         read_clients no)"
     replace_line "$sql" '^[[:blank:]]*radius_db[[:blank:]]*=' "	radius_db = $q$DB_NAME$q"
     ln -sfn ../mods-available/sql "$new/mods-enabled/sql"
+    # radpostauth keeps who logged in, when and the outcome, but never the password tried.
+    local queries=$new/mods-config/sql/main/postgresql/queries.conf
+    sed -i "s/'%{%{User-Password}:-%{Chap-Password}}'/''/" "$queries"
+    ! grep -q 'User-Password}:-' "$queries" || die "configure: could not blank radpostauth.pass"
 
     # Listen on 127.0.0.1 only. inner-tunnel's test listener (127.0.0.1:18120) is removed: the
     # virtual server stays for EAP, and 18120 is free for a test instance.

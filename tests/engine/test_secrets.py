@@ -6,15 +6,20 @@ from pathlib import Path
 
 from sqlalchemy import text
 
+from orchestrator.config import get_settings
 from orchestrator.db import transaction
+from orchestrator.integrations.radius import RadiusStore
 from orchestrator.models import Base
 from tests.conftest import VAR
 from tests.support.event_spy import TaskEventSpy
+from tests.support.radius_client import authenticate
 from tests.support.requests import provision_body, submit
 from tests.support.workflows import wait_terminal
 
 
-def test_password_never_leaves_the_vault(client, worker, celery_app, plan, operator_key):
+def test_password_never_leaves_the_vault(
+    client, worker, celery_app, plan, operator_key, radius_server
+):
     body = provision_body(plan.id)
     password = body["password"]
 
@@ -30,6 +35,18 @@ def test_password_never_leaves_the_vault(client, worker, celery_app, plan, opera
     ours = [e for e in spy.task_events() if str(workflow_id) in str(e.get("args", ""))]
     assert {e["type"] for e in ours} >= {"task-sent", "task-received"}
     assert all(password not in str(event) for event in spy.events)
+
+    # FreeRADIUS logs the login in radpostauth, without the password it was given
+    host, port = radius_server
+    assert authenticate(body["username"], password, host=host, port=port).accepted
+    assert not authenticate(body["username"], password + "x", host=host, port=port).accepted
+    store = RadiusStore.from_settings(get_settings())
+    with store._engine.connect() as radius:
+        logged = radius.execute(
+            text("SELECT pass FROM radpostauth WHERE username = :u"), {"u": body["username"]}
+        ).scalars().all()
+    assert len(logged) == 2
+    assert all(password not in value for value in logged)
 
     # API responses
     assert password not in response.get_data(as_text=True)
