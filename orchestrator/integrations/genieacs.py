@@ -1,0 +1,259 @@
+"""GenieACS NBI: find a CPE by serial, push PPPoE credentials as a task, tag devices.
+
+Tasks carry a ``uniqueKey``: a new task with the same key replaces a queued one, so pushing again
+after a lost answer leaves one task, not two. A 200 means the CPE applied the task in a session;
+a 202 means GenieACS queued it for the CPE's next inform, which is success for us too.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from orchestrator.config import Settings
+from orchestrator.errors import PermanentError, ResourceNotFound
+from orchestrator.integrations.http import RestClient, RetryPolicy, Timeouts
+
+SYSTEM = "genieacs"
+log = logging.getLogger(__name__)
+
+_TR098_PPP = "InternetGatewayDevice.WANDevice.1.WANConnectionDevice.1.WANPPPConnection.1"
+_TR181_PPP = "Device.PPP.Interface.1"
+_PPP_ROOTS = {"tr098": _TR098_PPP, "tr181": _TR181_PPP}
+_UNSAFE = re.compile(r"[^A-Za-z0-9_\-]")
+# GenieACS's tag route takes [A-Za-z0-9-_%]; requests un-escapes "%2E" and the like back to "."
+# (unreserved characters), so a tag outside this set cannot reach GenieACS intact
+_TAG = re.compile(r"^[A-Za-z0-9_\-]+$")
+_TASK_FAULTED = "Task faulted"
+
+
+@dataclass(frozen=True)
+class CpeDevice:
+    #: GenieACS's id, already %-escaped once: "A4230F-SimCPE-S1%2D2"
+    device_id: str
+    serial: str
+    #: "tr098" | "tr181"
+    data_model: str
+
+
+@dataclass(frozen=True)
+class TaskOutcome:
+    task_id: str | None
+    #: True when the CPE ran it in a session now; False when queued for its next inform
+    applied: bool
+
+
+def _segment(value: str) -> str:
+    """Escapes a path segment for the NBI, whose routes accept only [A-Za-z0-9-_%].
+
+    Device ids contain "%" already: escaping them again is what GenieACS expects.
+    """
+    return _UNSAFE.sub(lambda m: "".join(f"%{b:02X}" for b in m[0].encode()), value)
+
+
+def _data_model(document: dict[str, Any]) -> str | None:
+    if "Device" in document:
+        return "tr181"
+    if "InternetGatewayDevice" in document:
+        return "tr098"
+    return None
+
+
+class GenieAcsClient:
+    def __init__(
+        self,
+        url: str,
+        *,
+        timeouts: Timeouts | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        # the NBI has no authentication (it is meant to be reachable only from the back office)
+        self._rest = RestClient(
+            SYSTEM, url, timeouts=timeouts or Timeouts(), retry=retry or RetryPolicy()
+        )
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> GenieAcsClient:
+        return cls(
+            settings.genieacs_url,
+            timeouts=Timeouts(settings.http_connect_timeout, settings.http_read_timeout),
+        )
+
+    def __repr__(self) -> str:
+        return f"GenieAcsClient(url={self._rest.base_url!r})"
+
+    def find_device(self, serial: str) -> CpeDevice:
+        query = json.dumps({"_deviceId._SerialNumber": serial})
+        response = self._rest.request(
+            "GET",
+            "/devices/",
+            operation="find_device",
+            idempotent=True,
+            # the roots tell the data model apart without fetching the whole parameter tree
+            params={
+                "query": query,
+                "projection": "_id,_deviceId,Device.DeviceInfo.SerialNumber,"
+                "InternetGatewayDevice.DeviceInfo.SerialNumber",
+            },
+        )
+        documents = response.json()
+        if not documents:
+            raise ResourceNotFound(
+                f"{SYSTEM} find_device: no CPE with serial {serial} has informed GenieACS",
+                system=SYSTEM,
+                operation="find_device",
+            )
+        if len(documents) > 1:
+            raise PermanentError(
+                f"{SYSTEM} find_device: {len(documents)} CPEs share serial {serial}",
+                system=SYSTEM,
+                operation="find_device",
+            )
+        document = documents[0]
+        data_model = _data_model(document)
+        if data_model is None:
+            raise PermanentError(
+                f"{SYSTEM} find_device: CPE {serial} has neither a TR-098 nor a TR-181 root",
+                system=SYSTEM,
+                operation="find_device",
+            )
+        return CpeDevice(device_id=document["_id"], serial=serial, data_model=data_model)
+
+    def _set_parameters(
+        self,
+        device: CpeDevice,
+        values: list[list[Any]],
+        unique_key: str,
+        *,
+        operation: str,
+        secrets: tuple[str, ...] = (),
+    ) -> TaskOutcome:
+        task = {"name": "setParameterValues", "parameterValues": values, "uniqueKey": unique_key}
+        # Not retried here: a lost answer leaves the task queued, and the step's next attempt
+        # replaces it through the same uniqueKey.
+        response = self._rest.request(
+            "POST",
+            f"/devices/{_segment(device.device_id)}/tasks?connection_request",
+            operation=operation,
+            ok=(200, 202),
+            idempotent=False,
+            missing_means_gone=True,  # 404 "No such device"
+            secrets=secrets,
+            json=task,
+        )
+        body = response.json()  # the task echoed back: it holds the password, never log it
+        task_id = body.get("_id") if isinstance(body, dict) else None
+        if response.status_code == 202 and response.reason == _TASK_FAULTED:
+            # the CPE refused the values (a CWMP fault): repeating the same task cannot help
+            raise PermanentError(
+                f"{SYSTEM} {operation}: CPE {device.serial} refused the task (task {task_id})",
+                system=SYSTEM,
+                operation=operation,
+                status=202,
+                response={"task_id": task_id},
+            )
+        applied = response.status_code == 200
+        log.info(
+            "genieacs %s on %s: task %s %s",
+            operation,
+            device.serial,
+            task_id,
+            "applied" if applied else f"queued ({response.reason})",
+        )
+        return TaskOutcome(task_id=task_id, applied=applied)
+
+    def push_pppoe_credentials(
+        self, device: CpeDevice, username: str, password: str, unique_key: str
+    ) -> TaskOutcome:
+        root = self._ppp_root(device)
+        return self._set_parameters(
+            device,
+            [
+                [f"{root}.Username", username, "xsd:string"],
+                [f"{root}.Password", password, "xsd:string"],
+                [f"{root}.Enable", True, "xsd:boolean"],
+            ],
+            unique_key,
+            operation="push_pppoe_credentials",
+            secrets=(password,),
+        )
+
+    def clear_pppoe_credentials(self, device: CpeDevice, unique_key: str) -> TaskOutcome:
+        root = self._ppp_root(device)
+        return self._set_parameters(
+            device,
+            [
+                [f"{root}.Enable", False, "xsd:boolean"],
+                [f"{root}.Username", "", "xsd:string"],
+                [f"{root}.Password", "", "xsd:string"],
+            ],
+            unique_key,
+            operation="clear_pppoe_credentials",
+        )
+
+    @staticmethod
+    def _ppp_root(device: CpeDevice) -> str:
+        try:
+            return _PPP_ROOTS[device.data_model]
+        except KeyError:
+            raise PermanentError(
+                f"{SYSTEM}: unknown data model {device.data_model!r} for CPE {device.serial}",
+                system=SYSTEM,
+                operation="set_parameters",
+            ) from None
+
+    def delete_task(self, task_id: str) -> None:
+        """Deletes a queued task; one already gone counts as deleted.
+
+        GenieACS answers 503 "Device is in session" while the CPE talks to it: that is retried a
+        few times, then left to the caller as a TransientError.
+        """
+        try:
+            self._rest.request(
+                "DELETE",
+                f"/tasks/{_segment(task_id)}",
+                operation="delete_task",
+                idempotent=True,
+                missing_means_gone=True,  # 404 "Task not found"
+            )
+        except ResourceNotFound:
+            log.info("genieacs task %s was already gone", task_id)
+
+    @staticmethod
+    def _tag_path(device: CpeDevice, tag: str) -> str:
+        if not _TAG.match(tag):
+            raise PermanentError(
+                f"{SYSTEM}: tag {tag!r} must be letters, digits, '-' or '_'",
+                system=SYSTEM,
+                operation="tag",
+            )
+        return f"/devices/{_segment(device.device_id)}/tags/{tag}"
+
+    def add_tag(self, device: CpeDevice, tag: str) -> None:
+        # adding a tag is a set union in GenieACS ($addToSet): safe to repeat, so retried
+        self._rest.request(
+            "POST",
+            self._tag_path(device, tag),
+            operation="add_tag",
+            idempotent=True,
+            missing_means_gone=True,  # 404 "No such device"
+        )
+
+    def remove_tag(self, device: CpeDevice, tag: str) -> None:
+        """Removes the tag; a device that is gone has no tag left to remove."""
+        try:
+            self._rest.request(
+                "DELETE",
+                self._tag_path(device, tag),
+                operation="remove_tag",
+                idempotent=True,
+                missing_means_gone=True,  # 404 "No such device"
+            )
+        except ResourceNotFound:
+            log.info("genieacs device %s is gone; tag %s is too", device.device_id, tag)
+
+    def close(self) -> None:
+        self._rest.close()

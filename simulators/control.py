@@ -1,0 +1,198 @@
+"""The ``/_sim/...`` control API that tests and scripts drive the simulators with.
+
+Errors are ``{"error": message}`` with 400 (malformed), 404 (unknown thing) or 409 (exists).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
+
+from simulators.access import AccessError
+from simulators.faults import SpecError, parse_fault, parse_latency
+from simulators.netbox import PrefixExists
+from simulators.web import BadJson, Reply, Request, json_reply
+
+if TYPE_CHECKING:
+    from simulators.world import World
+
+
+class _Refused(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def _body(request: Request) -> dict[str, Any]:
+    if not request.body:
+        return {}
+    try:
+        payload = request.json()
+    except BadJson as exc:
+        raise _Refused(400, f"body is not JSON: {exc}") from exc
+    if not isinstance(payload, dict):
+        raise _Refused(400, "body must be a JSON object")
+    return payload
+
+
+def _field(
+    body: dict[str, Any], name: str, kind: type | tuple[type, ...], default: Any = None
+) -> Any:
+    value = body.get(name, default)
+    if value is not None and (
+        not isinstance(value, kind) or (kind is int and isinstance(value, bool))
+    ):
+        raise _Refused(400, f"{name} has the wrong type")
+    return value
+
+
+def handle(world: World, request: Request) -> Reply:
+    try:
+        return _route(world, request)
+    except _Refused as exc:
+        return json_reply(exc.status, {"error": exc.message})
+    except SpecError as exc:
+        return json_reply(400, {"error": str(exc)})
+    except AccessError as exc:
+        return json_reply(exc.status, {"error": str(exc)})
+
+
+def _route(world: World, request: Request) -> Reply:
+    parts = [unquote(p) for p in request.path.split("/") if p][1:]  # drop "_sim"
+    method = request.method
+    match (method, parts):
+        case ("POST", ["reset"]):
+            world.reset()
+            return json_reply(200, _seed(world, request))
+        case ("GET", ["state"]):
+            return json_reply(200, world.state(request.base_url))
+        case ("GET", ["requests"]):
+            return json_reply(200, world.journal(request.arg("system")))
+        case ("POST", ["onus"]):
+            return _add_onu(world, _body(request))
+        case ("DELETE", ["onus", serial]):
+            if not world.access.remove_onu(serial):
+                raise _Refused(404, f"no ONU {serial}")
+            return json_reply(200, {"removed": serial})
+        case ("POST", ["cpes"]):
+            return _add_cpe(world, _body(request))
+        case ("PATCH", ["cpes", serial]):
+            return _update_cpe(world, serial, _body(request))
+        case ("POST", ["prefixes"]):
+            return _add_prefix(world, request, _body(request))
+        case ("GET", ["faults"]):
+            return json_reply(200, world.faults.snapshot()["faults"])
+        case ("POST", ["faults"]):
+            fault = parse_fault(_body(request))
+            world.faults.add_fault(fault)
+            return json_reply(201, fault.to_dict())
+        case ("DELETE", ["faults"]):
+            world.faults.clear_faults()
+            # requests held by a timeout fault are let go too: "no faults" means no hangs
+            world.release_held()
+            return json_reply(200, {"faults": []})
+        case ("GET", ["latency"]):
+            return json_reply(200, world.faults.snapshot()["latency"])
+        case ("POST", ["latency"]):
+            latency = parse_latency(_body(request))
+            world.faults.add_latency(latency)
+            return json_reply(201, latency.to_dict())
+        case ("DELETE", ["latency"]):
+            world.faults.clear_latencies()
+            return json_reply(200, {"latency": []})
+        case ("GET", ["config"]):
+            return json_reply(200, world.config.to_dict())
+        case ("POST", ["config"]):
+            return _configure(world, _body(request))
+    raise _Refused(404, f"no control endpoint {method} {request.path}")
+
+
+def _seed(world: World, request: Request) -> dict[str, Any]:
+    state = world.state(request.base_url)
+    return {"netbox": {"prefixes": state["netbox"]["prefixes"]}, "voltha": state["voltha"]}
+
+
+def _add_onu(world: World, body: dict[str, Any]) -> Reply:
+    serial = _field(body, "serial", str)
+    if not serial:
+        raise _Refused(400, "serial is required")
+    onu = world.access.add_onu(serial, _field(body, "olt", str), _field(body, "pon", int))
+    uni = next(u for u in world.access.uni_ports() if u.onu_id == onu.id)
+    return json_reply(
+        201,
+        {
+            "device_id": onu.id,
+            "serial": onu.serial_number,
+            "olt_id": onu.parent_id,
+            "pon": onu.pon,
+            "onu_id": onu.onu_id,
+            "of_device_id": uni.of_device_id,
+            "uni_port_no": uni.port_no,
+            "uni_port_name": uni.name,
+            "location": uni.location,
+        },
+    )
+
+
+def _cpe_json(world: World, serial: str) -> dict[str, Any]:
+    return next(d for d in world.genieacs.snapshot()["devices"] if d["serial"] == serial)
+
+
+def _add_cpe(world: World, body: dict[str, Any]) -> Reply:
+    serial = _field(body, "serial", str)
+    if not serial:
+        raise _Refused(400, "serial is required")
+    data_model = _field(body, "data_model", str, "tr181")
+    if data_model not in ("tr098", "tr181"):
+        raise _Refused(400, "data_model must be tr098 or tr181")
+    try:
+        world.genieacs.add_cpe(
+            serial,
+            _field(body, "oui", str, "A4230F"),
+            _field(body, "product_class", str, "SimCPE"),
+            data_model,
+            online=_field(body, "online", bool, True),
+            in_session=_field(body, "in_session", bool, False),
+        )
+    except ValueError as exc:
+        raise _Refused(409, str(exc)) from exc
+    return json_reply(201, _cpe_json(world, serial))
+
+
+def _update_cpe(world: World, serial: str, body: dict[str, Any]) -> Reply:
+    cpe = world.genieacs.update_cpe(
+        serial,
+        online=_field(body, "online", bool),
+        in_session=_field(body, "in_session", bool),
+    )
+    if cpe is None:
+        raise _Refused(404, f"no CPE {serial}")
+    return json_reply(200, _cpe_json(world, serial))
+
+
+def _add_prefix(world: World, request: Request, body: dict[str, Any]) -> Reply:
+    prefix = _field(body, "prefix", str)
+    if not prefix:
+        raise _Refused(400, "prefix is required")
+    try:
+        created = world.netbox.add_prefix(prefix, _field(body, "is_pool", bool, False))
+    except PrefixExists as exc:
+        raise _Refused(409, str(exc)) from exc
+    except ValueError as exc:
+        raise _Refused(400, str(exc)) from exc
+    prefixes = world.state(request.base_url)["netbox"]["prefixes"]
+    return json_reply(201, next(p for p in prefixes if p["id"] == created.id))
+
+
+def _configure(world: World, body: dict[str, Any]) -> Reply:
+    hold_s = _field(body, "hold_s", (int, float))
+    delay_ms = _field(body, "onos_program_delay_ms", (int, float))
+    for value in (hold_s, delay_ms):
+        if value is not None and (isinstance(value, bool) or value < 0):
+            raise _Refused(400, "values must be non-negative numbers")
+    if hold_s is not None:
+        world.config.hold_s = float(hold_s)
+    if delay_ms is not None:
+        world.config.onos_program_delay_s = float(delay_ms) / 1000
+    return json_reply(200, world.config.to_dict())

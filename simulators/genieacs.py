@@ -1,0 +1,329 @@
+"""GenieACS NBI (port 7557): device queries, tasks, tags; CPEs with TR-098 or TR-181 parameters.
+
+Routing, status codes and reason phrases follow GenieACS's ``lib/nbi.ts``. A CPE that is online
+and not in a session runs its queued tasks as soon as a task arrives with ``?connection_request``
+(200); otherwise the task stays queued (202 with the reason in the status line) until the CPE
+comes online through the control API, which stands for its next inform.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import json
+import re
+import threading
+from http import HTTPStatus
+from typing import Any
+from urllib.parse import unquote
+
+from simulators.cpe import Cpe, apply_task, default_parameters, escape_id_part, now
+from simulators.mongo import BadQuery, matches, project
+from simulators.web import BadJson, Reply, Request, json_reply, text_reply
+
+VERSION = "1.2.13"
+_SEGMENT = r"([a-zA-Z0-9\-_%]+)"
+_DEVICE_TASKS = re.compile(rf"^/devices/{_SEGMENT}/tasks/?$")
+_TASK = re.compile(rf"^/tasks/{_SEGMENT}/?$")
+_TAGS = re.compile(rf"^/devices/{_SEGMENT}/tags/{_SEGMENT}/?$")
+_DEVICE = re.compile(rf"^/devices/{_SEGMENT}/?$")
+_COLLECTION = re.compile(r"^/([a-zA-Z0-9_]+)/?$")
+_OBJECT_ID = re.compile(r"^[0-9a-f]{24}$")
+_TASK_NAMES = {
+    "getParameterValues",
+    "setParameterValues",
+    "refreshObject",
+    "addObject",
+    "deleteObject",
+    "reboot",
+    "factoryReset",
+    "download",
+}
+_QUEUED = "Task queued but not processed"
+
+
+class GenieAcsSim:
+    name = "genieacs"
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.devices: dict[str, Cpe] = {}
+        #: queued tasks in insertion order, as GenieACS's tasks collection
+        self.tasks: list[dict[str, Any]] = []
+        #: task faults by "<device>:task_<id>", as GenieACS's faults collection
+        self.faults: dict[str, dict[str, Any]] = {}
+        self._ids = itertools.count(1)
+
+    # -- state -------------------------------------------------------------------------------
+
+    def reset(self) -> None:
+        with self.lock:
+            self.devices.clear()
+            self.tasks.clear()
+            self.faults.clear()
+
+    def add_cpe(
+        self,
+        serial: str,
+        oui: str,
+        product_class: str,
+        data_model: str,
+        *,
+        online: bool,
+        in_session: bool,
+    ) -> Cpe:
+        device_id = "-".join(escape_id_part(p) for p in (oui, product_class, serial))
+        cpe = Cpe(
+            id=device_id,
+            serial=serial,
+            oui=oui,
+            product_class=product_class,
+            data_model=data_model,
+            online=online,
+            in_session=in_session,
+            params=default_parameters(data_model, serial, oui, product_class),
+        )
+        with self.lock:
+            if device_id in self.devices or any(c.serial == serial for c in self.devices.values()):
+                raise ValueError(f"CPE {serial} already exists")
+            self.devices[device_id] = cpe
+        return cpe
+
+    def update_cpe(
+        self, serial: str, *, online: bool | None, in_session: bool | None
+    ) -> Cpe | None:
+        with self.lock:
+            cpe = next((c for c in self.devices.values() if c.serial == serial), None)
+            if cpe is None:
+                return None
+            if online is not None:
+                cpe.online = online
+            if in_session is not None:
+                cpe.in_session = in_session
+            # a CPE that comes back (or ends its session) informs, and runs what is queued
+            if cpe.online and not cpe.in_session:
+                self._session(cpe)
+            return cpe
+
+    def snapshot(self) -> dict[str, Any]:
+        with self.lock:
+            return {
+                "devices": [
+                    {
+                        "id": cpe.id,
+                        "serial": cpe.serial,
+                        "oui": cpe.oui,
+                        "product_class": cpe.product_class,
+                        "data_model": cpe.data_model,
+                        "online": cpe.online,
+                        "in_session": cpe.in_session,
+                        "parameters": {path: p.value for path, p in cpe.params.items()},
+                        "tags": list(cpe.tags),
+                        "tasks": [
+                            {**task, "fault": self.faults.get(f"{cpe.id}:task_{task['_id']}")}
+                            for task in self.tasks
+                            if task["device"] == cpe.id
+                        ],
+                    }
+                    for cpe in self.devices.values()
+                ]
+            }
+
+    # -- HTTP --------------------------------------------------------------------------------
+
+    def error_reply(self, status: int, request: Request) -> Reply:
+        if status == 503:
+            return text_reply(503, "Device is in session")
+        if status == 500:
+            reply = text_reply(500, "MongoNetworkError: connection timed out")
+            reply.headers["Connection"] = "close"
+            return reply
+        return text_reply(status, HTTPStatus(status).phrase)
+
+    def handle(self, request: Request) -> Reply:
+        reply = self._route(request)
+        reply.headers["GenieACS-Version"] = VERSION
+        return reply
+
+    def _route(self, request: Request) -> Reply:
+        path, method = request.path, request.method
+        if m := _TAGS.match(path):
+            if method not in ("POST", "DELETE"):
+                return self._not_allowed("POST, DELETE")
+            return self._tag(method, unquote(m[1]), unquote(m[2]))
+        if m := _DEVICE_TASKS.match(path):
+            if method != "POST":
+                return self._not_allowed("POST")
+            return self._post_task(request, unquote(m[1]))
+        if m := _TASK.match(path):
+            if method != "DELETE":
+                return self._not_allowed("PUT DELETE")
+            return self._delete_task(unquote(m[1]))
+        if m := _DEVICE.match(path):
+            if method != "DELETE":
+                return self._not_allowed("DELETE")
+            return self._delete_device(unquote(m[1]))
+        if m := _COLLECTION.match(path):
+            if method not in ("GET", "HEAD"):
+                return self._not_allowed("GET, HEAD")
+            return self._query(request, m[1])
+        return text_reply(404, "404 Not Found")
+
+    @staticmethod
+    def _not_allowed(allow: str) -> Reply:
+        reply = text_reply(405, "405 Method Not Allowed")
+        reply.headers["Allow"] = allow
+        return reply
+
+    def _query(self, request: Request, collection: str) -> Reply:
+        raw = request.arg("query")
+        try:
+            query = json.loads(raw) if raw else {}
+        except ValueError as exc:
+            return text_reply(400, f"SyntaxError: {exc}")
+        if not isinstance(query, dict):
+            return text_reply(400, "Error: query must be an object")
+        with self.lock:
+            if collection == "devices":
+                docs = [cpe.document() for cpe in self.devices.values()]
+            elif collection == "tasks":
+                docs = copy.deepcopy(self.tasks)
+            elif collection == "faults":
+                docs = copy.deepcopy(list(self.faults.values()))
+            else:
+                return text_reply(404, "404 Not Found")
+        try:
+            docs = [doc for doc in docs if matches(doc, query)]
+        except BadQuery as exc:
+            return text_reply(400, f"Error: {exc}")
+        total = len(docs)
+        projection = request.arg("projection")
+        if projection:
+            fields = [p.strip() for p in projection.split(",") if p.strip()]
+            docs = [project(doc, fields) for doc in docs]
+        skip, limit = request.arg("skip"), request.arg("limit")
+        if skip and skip.isdigit():
+            docs = docs[int(skip) :]
+        if limit and limit.isdigit():
+            docs = docs[: int(limit)]
+        return json_reply(200, docs, {"total": str(total)})
+
+    def _tag(self, method: str, device_id: str, tag: str) -> Reply:
+        with self.lock:
+            cpe = self.devices.get(device_id)
+            if cpe is None:
+                return text_reply(404, "No such device")
+            if method == "POST" and tag not in cpe.tags:
+                cpe.tags.append(tag)
+            elif method == "DELETE" and tag in cpe.tags:
+                cpe.tags.remove(tag)
+        return text_reply(200)
+
+    def _delete_device(self, device_id: str) -> Reply:
+        with self.lock:
+            cpe = self.devices.get(device_id)
+            if cpe is not None and cpe.in_session:
+                return text_reply(503, "Device is in session")
+            self.devices.pop(device_id, None)
+            self.tasks = [t for t in self.tasks if t["device"] != device_id]
+        return text_reply(200)
+
+    def _delete_task(self, task_id: str) -> Reply:
+        if not _OBJECT_ID.match(task_id):
+            # what MongoDB's driver says for a malformed ObjectId, surfacing as a 500
+            return text_reply(500, "BSONError: input must be a 24 character hex string")
+        with self.lock:
+            task = next((t for t in self.tasks if t["_id"] == task_id), None)
+            if task is None:
+                return text_reply(404, "Task not found")
+            if self.devices[task["device"]].in_session:
+                return text_reply(503, "Device is in session")
+            self.tasks.remove(task)
+            self.faults.pop(f"{task['device']}:task_{task_id}", None)
+        return text_reply(200)
+
+    def _post_task(self, request: Request, device_id: str) -> Reply:
+        connection_request = "connection_request" in request.query
+        task: dict[str, Any] | None = None
+        if request.body:
+            try:
+                parsed = request.json()
+            except BadJson as exc:
+                return text_reply(400, f"SyntaxError: {exc}")
+            if not isinstance(parsed, dict):
+                return text_reply(400, "Error: Invalid task")
+            task = parsed
+            problem = _task_problem(task)
+            if problem:
+                return text_reply(400, f"Error: {problem}")
+        if task is None and not connection_request:
+            return text_reply(400)
+        with self.lock:
+            cpe = self.devices.get(device_id)
+            if cpe is None:
+                return text_reply(404, "No such device")
+            if task is None:  # a bare connection request
+                if not cpe.online:
+                    return text_reply(504, "Device is offline", reason="Device is offline")
+                if not cpe.in_session:
+                    self._session(cpe)
+                return text_reply(200)
+            task = self._insert(cpe, task)
+            if not connection_request:
+                return json_reply(202, task)
+            if cpe.in_session or not cpe.online:
+                reply = json_reply(202, task)
+                reply.reason = _QUEUED
+                return reply
+            self._session(cpe)
+            if f"{cpe.id}:task_{task['_id']}" in self.faults:
+                reply = json_reply(202, task)
+                reply.reason = "Task faulted"
+                return reply
+            return json_reply(200, task)
+
+    def _insert(self, cpe: Cpe, task: dict[str, Any]) -> dict[str, Any]:
+        task = {**task, "device": cpe.id, "timestamp": now(), "_id": f"{next(self._ids):024x}"}
+        key = task.get("uniqueKey")
+        if key is not None:
+            replaced = [
+                t for t in self.tasks if t["device"] == cpe.id and t.get("uniqueKey") == key
+            ]
+            for old in replaced:
+                self.tasks.remove(old)
+                self.faults.pop(f"{cpe.id}:task_{old['_id']}", None)
+        self.tasks.append(task)
+        return task
+
+    def _session(self, cpe: Cpe) -> None:
+        """One CWMP session: every queued, unfaulted task of the CPE runs in order."""
+        cpe.last_inform = now()
+        for task in [t for t in self.tasks if t["device"] == cpe.id]:
+            fault_id = f"{cpe.id}:task_{task['_id']}"
+            if fault_id in self.faults:
+                continue
+            fault = apply_task(cpe, task)
+            if fault is None:
+                self.tasks.remove(task)
+            else:
+                self.faults[fault_id] = {
+                    "_id": fault_id,
+                    "device": cpe.id,
+                    "channel": f"task_{task['_id']}",
+                    "timestamp": cpe.last_inform,
+                    "retries": 0,
+                    **fault,
+                }
+
+
+def _task_problem(task: dict[str, Any]) -> str | None:
+    name = task.get("name")
+    if name not in _TASK_NAMES:
+        return "Invalid task name"
+    if name == "setParameterValues":
+        values = task.get("parameterValues")
+        if not isinstance(values, list) or not all(
+            isinstance(v, list) and 2 <= len(v) <= 3 and isinstance(v[0], str) for v in values
+        ):
+            return "Invalid parameterValues"
+    return None

@@ -1,0 +1,502 @@
+"""NetBox 4.x IPAM REST, the part we use: prefixes, available-ips and ip-addresses.
+
+Shapes, status codes and messages follow NetBox's (see shared/PROTOCOLS.md). Every allocation and
+every change to an address happens under one lock, as NetBox serializes them behind one advisory
+lock: two concurrent allocations never get the same address.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlencode
+
+from simulators.web import BadJson, Reply, Request, json_reply
+
+API_VERSION = "4.6"
+NETBOX_VERSION = "4.6.8"
+DEFAULT_PAGE = 50
+MAX_PAGE = 1000
+_V1_TOKEN = re.compile(r"^Token [0-9a-fA-F]{40}$")
+_V2_TOKEN = re.compile(r"^Bearer nbt_[A-Za-z0-9]+\.[A-Za-z0-9]+$")
+_STATUSES = {
+    "active": "Active",
+    "reserved": "Reserved",
+    "deprecated": "Deprecated",
+    "dhcp": "DHCP",
+    "slaac": "SLAAC",
+}
+_PREFIX_STATUSES = {
+    "container": "Container",
+    "active": "Active",
+    "reserved": "Reserved",
+    "deprecated": "Deprecated",
+}
+_FULL = "Insufficient resources are available to satisfy the request"
+
+IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+IpInterface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
+
+
+class PrefixExists(ValueError):
+    """Raised when a prefix is added twice (NetBox would allow it; our seed must not)."""
+
+
+class _Invalid(Exception):
+    """A request NetBox would answer with 400 and this body."""
+
+    def __init__(self, body: dict[str, Any]) -> None:
+        super().__init__(body)
+        self.body = body
+
+
+@dataclass
+class Prefix:
+    id: int
+    prefix: IpNetwork
+    is_pool: bool = False
+    status: str = "active"
+    description: str = ""
+    created: str = field(default_factory=_now)
+
+    def usable_hosts(self) -> Iterator[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+        net = self.prefix
+        first, last = int(net.network_address), int(net.broadcast_address)
+        # NetBox offers the network (and, for IPv4, broadcast) address only in pools and
+        # point-to-point prefixes (/31, /32, /127, /128)
+        whole = self.is_pool or net.num_addresses <= 2
+        if not whole:
+            first += 1
+            if net.version == 4:
+                last -= 1
+        for value in range(first, last + 1):
+            yield ipaddress.ip_address(value)
+
+
+@dataclass
+class IpAddress:
+    id: int
+    address: IpInterface
+    status: str = "active"
+    description: str = ""
+    dns_name: str = ""
+    comments: str = ""
+    tags: list[Any] = field(default_factory=list)
+    custom_fields: dict[str, Any] = field(default_factory=dict)
+    created: str = field(default_factory=_now)
+    last_updated: str = field(default_factory=_now)
+
+
+def _family(version: int) -> dict[str, Any]:
+    return {"value": version, "label": f"IPv{version}"}
+
+
+class NetBoxSim:
+    name = "netbox"
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.prefixes: dict[int, Prefix] = {}
+        self.addresses: dict[int, IpAddress] = {}
+        self._next_prefix_id = 1
+        self._next_ip_id = 1
+
+    # -- state -------------------------------------------------------------------------------
+
+    def reset(self) -> None:
+        with self.lock:
+            self.prefixes.clear()
+            self.addresses.clear()
+            self._next_prefix_id = 1
+            self._next_ip_id = 1
+        for prefix in ("100.64.0.0/24", "100.64.1.0/24", "100.64.255.0/30"):
+            self.add_prefix(prefix)
+
+    def add_prefix(self, prefix: str, is_pool: bool = False) -> Prefix:
+        network = ipaddress.ip_network(prefix)  # ValueError for the caller to report
+        with self.lock:
+            if any(p.prefix == network for p in self.prefixes.values()):
+                raise PrefixExists(f"prefix {network} already exists")
+            created = Prefix(self._next_prefix_id, network, is_pool)
+            self.prefixes[created.id] = created
+            self._next_prefix_id += 1
+            return created
+
+    def snapshot(self, base_url: str) -> dict[str, Any]:
+        with self.lock:
+            return {
+                "prefixes": [self._prefix_json(p, base_url) for p in self.prefixes.values()],
+                "ip_addresses": [self._ip_json(a, base_url) for a in self.addresses.values()],
+            }
+
+    # -- HTTP --------------------------------------------------------------------------------
+
+    def error_reply(self, status: int, request: Request) -> Reply:
+        details = {
+            400: {"detail": "Bad request."},
+            403: {"detail": "You do not have permission to perform this action."},
+            404: {"detail": "Not found."},
+            409: {"detail": _FULL},
+            429: {"detail": "Request was throttled."},
+        }
+        if status >= 500:
+            body: dict[str, Any] = {
+                "error": "Simulated server error",
+                "exception": "OperationalError",
+                "netbox_version": NETBOX_VERSION,
+                "python_version": "3.12.3",
+            }
+        else:
+            body = details.get(status, {"detail": "Request failed."})
+        return self._json(status, body)
+
+    def handle(self, request: Request) -> Reply:
+        if not request.path.startswith("/api/"):
+            return self._json(404, {"detail": "Not found."})
+        auth = request.headers.get("authorization")
+        if not auth:
+            return self._json(403, {"detail": "Authentication credentials were not provided."})
+        if not (_V1_TOKEN.match(auth) or _V2_TOKEN.match(auth)):
+            return self._json(403, {"detail": "Invalid token"})
+        try:
+            return self._route(request)
+        except BadJson as exc:
+            return self._json(400, {"detail": f"JSON parse error - {exc}"})
+        except _Invalid as exc:
+            return self._json(400, exc.body)
+
+    def _route(self, request: Request) -> Reply:
+        parts = [p for p in request.path.split("/") if p][1:]  # drop "api"
+        method = request.method
+        match parts:
+            case []:
+                return self._only(method, "GET") or self._json(200, self._root(request))
+            case ["status"]:
+                return self._only(method, "GET") or self._json(200, self._status())
+            case ["ipam", "prefixes"]:
+                return self._only(method, "GET") or self._list_prefixes(request)
+            case ["ipam", "prefixes", key]:
+                return self._only(method, "GET") or self._get_prefix(request, key)
+            case ["ipam", "prefixes", key, "available-ips"]:
+                if method == "GET":
+                    return self._list_available(request, key)
+                return self._only(method, "POST") or self._allocate(request, key)
+            case ["ipam", "ip-addresses"]:
+                return self._only(method, "GET") or self._list_addresses(request)
+            case ["ipam", "ip-addresses", key]:
+                if method == "GET":
+                    return self._get_address(request, key)
+                if method in ("PATCH", "PUT"):
+                    return self._update_address(request, key)
+                return self._only(method, "DELETE") or self._delete_address(key)
+        return self._json(404, {"detail": "Not found."})
+
+    def _only(self, method: str, allowed: str) -> Reply | None:
+        if method == allowed:
+            return None
+        return self._json(405, {"detail": f'Method "{method}" not allowed.'})
+
+    @staticmethod
+    def _json(status: int, body: Any) -> Reply:
+        # NetBox sends its API version on every API response; pynetbox reads it from here
+        return json_reply(status, body, {"API-Version": API_VERSION})
+
+    def _root(self, request: Request) -> dict[str, str]:
+        apps = (
+            "circuits",
+            "core",
+            "dcim",
+            "extras",
+            "ipam",
+            "plugins",
+            "status",
+            "tenancy",
+            "users",
+            "virtualization",
+            "vpn",
+            "wireless",
+        )
+        return {app: f"{request.base_url}/api/{app}/" for app in apps}
+
+    def _status(self) -> dict[str, Any]:
+        return {
+            "django-version": "5.2.5",
+            "installed-apps": {},
+            "netbox-version": NETBOX_VERSION,
+            "netbox-full-version": f"{NETBOX_VERSION}-Docker",
+            "plugins": {},
+            "python-version": "3.12.3",
+            "rq-workers-running": 1,
+        }
+
+    # -- prefixes ----------------------------------------------------------------------------
+
+    def _prefix_json(self, prefix: Prefix, base: str) -> dict[str, Any]:
+        text = str(prefix.prefix)
+        return {
+            "id": prefix.id,
+            "url": f"{base}/api/ipam/prefixes/{prefix.id}/",
+            "display_url": f"{base}/ipam/prefixes/{prefix.id}/",
+            "display": text,
+            "family": _family(prefix.prefix.version),
+            "prefix": text,
+            "vrf": None,
+            "scope_type": None,
+            "scope_id": None,
+            "scope": None,
+            "tenant": None,
+            "vlan": None,
+            "status": {"value": prefix.status, "label": _PREFIX_STATUSES[prefix.status]},
+            "role": None,
+            "is_pool": prefix.is_pool,
+            "mark_utilized": False,
+            "description": prefix.description,
+            "owner": None,
+            "comments": "",
+            "tags": [],
+            "custom_fields": {},
+            "created": prefix.created,
+            "last_updated": prefix.created,
+            "children": 0,
+            "_depth": 0,
+        }
+
+    def _find_prefix(self, key: str) -> Prefix | None:
+        return self.prefixes.get(int(key)) if key.isdigit() else None
+
+    def _list_prefixes(self, request: Request) -> Reply:
+        with self.lock:
+            items = list(self.prefixes.values())
+            for value in request.query.get("prefix", []):
+                try:
+                    wanted = ipaddress.ip_network(value)
+                except ValueError as exc:
+                    raise _Invalid({"prefix": [f"Invalid prefix: {value}"]}) from exc
+                items = [p for p in items if p.prefix == wanted]
+            ids = request.query.get("id")
+            if ids:
+                items = [p for p in items if str(p.id) in ids]
+            rows = [self._prefix_json(p, request.base_url) for p in items]
+        return self._page(request, rows)
+
+    def _get_prefix(self, request: Request, key: str) -> Reply:
+        with self.lock:
+            prefix = self._find_prefix(key)
+            if prefix is None:
+                return self._json(404, {"detail": "No Prefix matches the given query."})
+            return self._json(200, self._prefix_json(prefix, request.base_url))
+
+    def _free(self, prefix: Prefix) -> Iterator[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+        taken = {a.address.ip for a in self.addresses.values() if a.address.ip in prefix.prefix}
+        return (ip for ip in prefix.usable_hosts() if ip not in taken)
+
+    def _list_available(self, request: Request, key: str) -> Reply:
+        limit = self._int_arg(request, "limit", DEFAULT_PAGE) or DEFAULT_PAGE
+        with self.lock:
+            prefix = self._find_prefix(key)
+            if prefix is None:
+                return self._json(404, {"detail": "No Prefix matches the given query."})
+            rows: list[dict[str, Any]] = []
+            for ip in self._free(prefix):
+                if len(rows) >= limit:
+                    break
+                rows.append(
+                    {
+                        "family": prefix.prefix.version,
+                        "address": f"{ip}/{prefix.prefix.prefixlen}",
+                        "vrf": None,
+                    }
+                )
+        return self._json(200, rows)
+
+    def _allocate(self, request: Request, key: str) -> Reply:
+        payload = request.json() if request.body else {}
+        many = isinstance(payload, list)
+        items = payload if many else [payload]
+        if not items or not all(isinstance(item, dict) for item in items):
+            raise _Invalid({"non_field_errors": ["Invalid data. Expected a dictionary."]})
+        fields = [self._validated(item, partial=False) for item in items]
+        with self.lock:
+            prefix = self._find_prefix(key)
+            if prefix is None:
+                return self._json(404, {"detail": "No Prefix matches the given query."})
+            free = []
+            for ip in self._free(prefix):
+                free.append(ip)
+                if len(free) == len(items):
+                    break
+            if len(free) < len(items):
+                # a list asking for more than is free is refused whole: nothing is allocated
+                return self._json(409, {"detail": _FULL})
+            created = []
+            for ip, values in zip(free, fields, strict=True):
+                values.pop("address", None)  # NetBox overwrites any address in the body
+                address = IpAddress(
+                    id=self._next_ip_id,
+                    address=ipaddress.ip_interface(f"{ip}/{prefix.prefix.prefixlen}"),
+                    **values,
+                )
+                self._next_ip_id += 1
+                self.addresses[address.id] = address
+                created.append(self._ip_json(address, request.base_url))
+        return self._json(201, created if many else created[0])
+
+    # -- ip addresses ------------------------------------------------------------------------
+
+    def _ip_json(self, address: IpAddress, base: str) -> dict[str, Any]:
+        text = address.address.with_prefixlen
+        return {
+            "id": address.id,
+            "url": f"{base}/api/ipam/ip-addresses/{address.id}/",
+            "display_url": f"{base}/ipam/ip-addresses/{address.id}/",
+            "display": text,
+            "family": _family(address.address.version),
+            "address": text,
+            "vrf": None,
+            "tenant": None,
+            "status": {"value": address.status, "label": _STATUSES[address.status]},
+            "role": None,
+            "assigned_object_type": None,
+            "assigned_object_id": None,
+            "assigned_object": None,
+            "nat_inside": None,
+            "nat_outside": [],
+            "dns_name": address.dns_name,
+            "description": address.description,
+            "owner": None,
+            "comments": address.comments,
+            "tags": address.tags,
+            "custom_fields": address.custom_fields,
+            "created": address.created,
+            "last_updated": address.last_updated,
+        }
+
+    def _validated(self, item: dict[str, Any], *, partial: bool) -> dict[str, Any]:
+        """The writable fields we model, checked like NetBox's serializer (unknown keys ignored)."""
+        errors: dict[str, list[str]] = {}
+        values: dict[str, Any] = {}
+        if "status" in item or not partial:
+            status = item.get("status", "active")
+            if status not in _STATUSES:
+                errors["status"] = [f'"{status}" is not a valid choice.']
+            values["status"] = status
+        for name, limit in (("description", 200), ("dns_name", 255), ("comments", 100000)):
+            if name in item:
+                value = item[name]
+                if not isinstance(value, str):
+                    errors[name] = ["Not a valid string."]
+                elif len(value) > limit:
+                    errors[name] = [f"Ensure this field has no more than {limit} characters."]
+                values[name] = value
+        if "tags" in item:
+            if not isinstance(item["tags"], list):
+                errors["tags"] = ['Expected a list of items but got type "dict".']
+            values["tags"] = item["tags"]
+        if "custom_fields" in item:
+            if not isinstance(item["custom_fields"], dict):
+                errors["custom_fields"] = ["Invalid data. Expected a dictionary."]
+            values["custom_fields"] = item["custom_fields"]
+        if "address" in item:
+            try:
+                values["address"] = ipaddress.ip_interface(str(item["address"]))
+            except ValueError:
+                errors["address"] = [f"Invalid IP address format: {item['address']}"]
+        if errors:
+            raise _Invalid(errors)
+        return values
+
+    def _list_addresses(self, request: Request) -> Reply:
+        with self.lock:
+            items = list(self.addresses.values())
+            descriptions = request.query.get("description")
+            if descriptions:
+                # exact and case-sensitive; repeated values are ORed, as in NetBox's filtersets
+                items = [a for a in items if a.description in descriptions]
+            addresses = request.query.get("address")
+            if addresses:
+                items = [
+                    a for a in items if str(a.address.ip) in {v.split("/")[0] for v in addresses}
+                ]
+            parents = request.query.get("parent")
+            if parents:
+                try:
+                    nets = [ipaddress.ip_network(v) for v in parents]
+                except ValueError as exc:
+                    raise _Invalid({"parent": ["Invalid prefix."]}) from exc
+                items = [a for a in items if any(a.address.ip in net for net in nets)]
+            ids = request.query.get("id")
+            if ids:
+                items = [a for a in items if str(a.id) in ids]
+            rows = [self._ip_json(a, request.base_url) for a in items]
+        return self._page(request, rows)
+
+    def _get_address(self, request: Request, key: str) -> Reply:
+        with self.lock:
+            address = self.addresses.get(int(key)) if key.isdigit() else None
+            if address is None:
+                return self._json(404, {"detail": "No IPAddress matches the given query."})
+            return self._json(200, self._ip_json(address, request.base_url))
+
+    def _update_address(self, request: Request, key: str) -> Reply:
+        payload = request.json()
+        if not isinstance(payload, dict):
+            raise _Invalid({"non_field_errors": ["Invalid data. Expected a dictionary."]})
+        values = self._validated(payload, partial=True)
+        with self.lock:
+            address = self.addresses.get(int(key)) if key.isdigit() else None
+            if address is None:
+                return self._json(404, {"detail": "No IPAddress matches the given query."})
+            for name, value in values.items():
+                setattr(address, name, value)
+            address.last_updated = _now()
+            return self._json(200, self._ip_json(address, request.base_url))
+
+    def _delete_address(self, key: str) -> Reply:
+        with self.lock:
+            address = self.addresses.pop(int(key), None) if key.isdigit() else None
+        if address is None:
+            return self._json(404, {"detail": "No IPAddress matches the given query."})
+        return Reply(204, headers={"API-Version": API_VERSION})
+
+    # -- paging ------------------------------------------------------------------------------
+
+    @staticmethod
+    def _int_arg(request: Request, name: str, default: int) -> int:
+        value = request.arg(name)
+        if value is None or value == "":
+            return default
+        if not value.isdigit():
+            raise _Invalid({name: ["A valid integer is required."]})
+        return int(value)
+
+    def _page(self, request: Request, rows: list[dict[str, Any]]) -> Reply:
+        limit = self._int_arg(request, "limit", DEFAULT_PAGE)
+        limit = MAX_PAGE if limit == 0 else min(limit, MAX_PAGE)
+        offset = self._int_arg(request, "offset", 0)
+        page = rows[offset : offset + limit]
+
+        def link(new_offset: int) -> str:
+            params = {k: v for k, v in request.query.items() if k not in ("limit", "offset")}
+            params["limit"] = [str(limit)]
+            if new_offset > 0:
+                params["offset"] = [str(new_offset)]
+            return f"{request.base_url}{request.path}?{urlencode(params, doseq=True)}"
+
+        return self._json(
+            200,
+            {
+                "count": len(rows),
+                "next": link(offset + limit) if offset + limit < len(rows) else None,
+                "previous": link(max(offset - limit, 0)) if offset > 0 else None,
+                "results": page,
+            },
+        )

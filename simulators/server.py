@@ -1,0 +1,73 @@
+"""Entry point: ``orchestrator-simulators --host 127.0.0.1 --http-port 8100 --grpc-port 8155``.
+
+One process serves NetBox (``/netbox``), ONOS (``/onos``), GenieACS (``/genieacs``) and the control
+API (``/_sim``) over HTTP, and VOLTHA over gRPC. SIGTERM or SIGINT stops it cleanly, even while
+requests are being held by a "timeout" fault.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import threading
+from collections.abc import Sequence
+from types import FrameType
+
+from simulators.voltha import start_grpc_server
+from simulators.web import SimulatorHTTPServer, serve_in_thread
+from simulators.world import World
+
+log = logging.getLogger("simulators")
+
+
+def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="orchestrator-simulators", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--http-port", type=int, default=8100)
+    parser.add_argument("--grpc-port", type=int, default=8155)
+    parser.add_argument(
+        "--hold-s", type=float, default=30.0, help="how long a timeout fault holds a request"
+    )
+    parser.add_argument("--onos-user", default="onos")
+    parser.add_argument("--onos-password", default="rocks")
+    parser.add_argument("--log-level", default="INFO")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parse(argv)
+    logging.basicConfig(level=args.log_level, format="%(asctime)s %(name)s %(message)s")
+    world = World(hold_s=args.hold_s, onos_user=args.onos_user, onos_password=args.onos_password)
+
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+    # gRPC first: once HTTP answers /_sim/state, everything is up
+    grpc_server, grpc_port = start_grpc_server(world.access, world, args.host, args.grpc_port)
+    http_server = SimulatorHTTPServer((args.host, args.http_port), world)
+    http_thread = serve_in_thread(http_server)
+    http_port = http_server.server_address[1]
+    log.info(
+        "simulators ready: http://%s:%s grpc %s:%s", args.host, http_port, args.host, grpc_port
+    )
+
+    while not stop.wait(0.5):
+        pass
+
+    log.info("stopping simulators")
+    world.release_held(for_good=True)
+    http_server.shutdown()
+    http_server.server_close()
+    http_thread.join(timeout=5)
+    grpc_server.stop(grace=1).wait(timeout=5)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,220 @@
+"""GenieAcsClient against the GenieACS simulator (NBI)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from orchestrator.config import Settings
+from orchestrator.errors import PermanentError, ResourceNotFound, TransientError
+from orchestrator.integrations.genieacs import CpeDevice, GenieAcsClient
+from orchestrator.integrations.http import RetryPolicy, Timeouts
+from tests.support.simulator_process import SimulatorHandle
+
+TR098 = "InternetGatewayDevice.WANDevice.1.WANConnectionDevice.1.WANPPPConnection.1"
+TR181 = "Device.PPP.Interface.1"
+PASSWORD = "pppoe-Secret-42"
+
+
+@pytest.fixture
+def acs(sim: SimulatorHandle) -> GenieAcsClient:
+    return GenieAcsClient(
+        sim.genieacs_url,
+        timeouts=Timeouts(connect=1, read=0.5),
+        retry=RetryPolicy(attempts=3, initial_wait=0.01, max_wait=0.02),
+    )
+
+
+def cpe_state(sim: SimulatorHandle, serial: str) -> dict[str, Any]:
+    return next(d for d in sim.state()["genieacs"]["devices"] if d["serial"] == serial)
+
+
+def task_posts(sim: SimulatorHandle) -> int:
+    by_target = sim.state()["counters"]["genieacs"]["by_target"]
+    return sum(n for target, n in by_target.items() if target.endswith("/tasks"))
+
+
+def test_from_settings_uses_the_configured_url() -> None:
+    assert "genieacs" in repr(GenieAcsClient.from_settings(Settings()))
+
+
+def test_find_device_tells_the_data_models_apart(sim: SimulatorHandle, acs: GenieAcsClient) -> None:
+    old = sim.add_cpe("HG-0001.a", data_model="tr098")
+    new = sim.add_cpe("CPE0002", data_model="tr181")
+    assert acs.find_device("HG-0001.a") == CpeDevice(old["id"], "HG-0001.a", "tr098")
+    assert acs.find_device("CPE0002") == CpeDevice(new["id"], "CPE0002", "tr181")
+    assert old["id"].endswith("HG%2D0001%2Ea")
+
+
+def test_an_unknown_serial_is_not_found(acs: GenieAcsClient) -> None:
+    with pytest.raises(ResourceNotFound):
+        acs.find_device("NOPE")
+
+
+def test_a_wrong_url_is_not_mistaken_for_an_unknown_cpe(sim: SimulatorHandle) -> None:
+    wrong = GenieAcsClient(f"{sim.http_url}/not-genieacs", retry=RetryPolicy(attempts=1))
+    with pytest.raises(PermanentError) as raised:
+        wrong.find_device("CPE0002")
+    assert not isinstance(raised.value, ResourceNotFound)
+
+
+def test_push_to_an_online_tr098_cpe_applies_at_once(
+    sim: SimulatorHandle, acs: GenieAcsClient
+) -> None:
+    sim.add_cpe("HG-0001.a", data_model="tr098")
+    device = acs.find_device("HG-0001.a")
+    outcome = acs.push_pppoe_credentials(device, "alice@isp", PASSWORD, "ppp:sub-1")
+    assert outcome.applied is True
+    assert outcome.task_id is not None
+    params = cpe_state(sim, "HG-0001.a")["parameters"]
+    assert params[f"{TR098}.Username"] == "alice@isp"
+    assert params[f"{TR098}.Password"] == PASSWORD
+    assert params[f"{TR098}.Enable"] is True
+    # the request is GenieACS's documented task shape, with a connection request asked for
+    [post] = [r for r in sim.requests("genieacs") if r["method"] == "POST"]
+    assert post["query"] == "connection_request"
+    assert post["path"] == f"/devices/{device.device_id.replace('%', '%25')}/tasks"
+    assert post["body"]["name"] == "setParameterValues"
+    assert post["body"]["uniqueKey"] == "ppp:sub-1"
+    assert [p[0] for p in post["body"]["parameterValues"]] == [
+        f"{TR098}.Username",
+        f"{TR098}.Password",
+        f"{TR098}.Enable",
+    ]
+
+
+def test_push_to_an_offline_cpe_is_queued_once_per_key(
+    sim: SimulatorHandle, acs: GenieAcsClient
+) -> None:
+    sim.add_cpe("CPE0002", online=False)
+    device = acs.find_device("CPE0002")
+    first = acs.push_pppoe_credentials(device, "bob", "old-pass", "ppp:sub-2")
+    second = acs.push_pppoe_credentials(device, "bob", PASSWORD, "ppp:sub-2")
+    assert (first.applied, second.applied) == (False, False)
+    [task] = cpe_state(sim, "CPE0002")["tasks"]
+    assert task["_id"] == second.task_id
+    # When the CPE next informs, it gets the latest credentials
+    sim.control("PATCH", "cpes/CPE0002", {"online": True}, expect=200)
+    assert cpe_state(sim, "CPE0002")["parameters"][f"{TR181}.Password"] == PASSWORD
+
+
+def test_clear_credentials_empties_them(sim: SimulatorHandle, acs: GenieAcsClient) -> None:
+    sim.add_cpe("CPE0002")
+    device = acs.find_device("CPE0002")
+    acs.push_pppoe_credentials(device, "bob", PASSWORD, "ppp:sub-2")
+    assert acs.clear_pppoe_credentials(device, "ppp:sub-2").applied is True
+    params = cpe_state(sim, "CPE0002")["parameters"]
+    assert (params[f"{TR181}.Username"], params[f"{TR181}.Password"]) == ("", "")
+    assert params[f"{TR181}.Enable"] is False
+
+
+def test_a_refused_task_is_permanent_and_hides_the_password(
+    sim: SimulatorHandle, acs: GenieAcsClient
+) -> None:
+    created = sim.add_cpe("CPE0002", data_model="tr181")
+    wrong_model = CpeDevice(created["id"], "CPE0002", "tr098")
+    with pytest.raises(PermanentError) as raised:
+        acs.push_pppoe_credentials(wrong_model, "bob", PASSWORD, "ppp:sub-2")
+    assert PASSWORD not in str(raised.value)
+    assert raised.value.response == {"task_id": cpe_state(sim, "CPE0002")["tasks"][0]["_id"]}
+
+
+@pytest.mark.parametrize("mode", ["reset", "timeout"])
+def test_a_post_without_answer_is_transient_and_not_resent(
+    sim: SimulatorHandle, acs: GenieAcsClient, mode: str
+) -> None:
+    sim.add_cpe("CPE0002")
+    device = acs.find_device("CPE0002")
+    sim.fault("genieacs", "/tasks$", mode)
+    with pytest.raises(TransientError) as raised:
+        acs.push_pppoe_credentials(device, "bob", PASSWORD, "ppp:sub-2")
+    assert PASSWORD not in str(raised.value)
+    assert task_posts(sim) == 1
+
+
+def test_an_error_answer_is_mapped_and_hides_the_password(
+    sim: SimulatorHandle, acs: GenieAcsClient
+) -> None:
+    sim.add_cpe("CPE0002")
+    device = acs.find_device("CPE0002")
+    sim.fault("genieacs", "/tasks$", "error", status=500)
+    with pytest.raises(TransientError) as raised:
+        acs.push_pppoe_credentials(device, "bob", PASSWORD, "ppp:sub-2")
+    assert raised.value.status == 500
+    assert raised.value.operation == "push_pppoe_credentials"
+    assert PASSWORD not in str(raised.value)
+
+
+def test_a_lost_answer_then_retry_leaves_one_task(
+    sim: SimulatorHandle, acs: GenieAcsClient
+) -> None:
+    sim.add_cpe("CPE0002", online=False)
+    device = acs.find_device("CPE0002")
+    sim.fault("genieacs", "/tasks$", "after_effect")
+    with pytest.raises(TransientError):
+        acs.push_pppoe_credentials(device, "bob", PASSWORD, "ppp:sub-2")
+    acs.push_pppoe_credentials(device, "bob", PASSWORD, "ppp:sub-2")
+    assert len(cpe_state(sim, "CPE0002")["tasks"]) == 1
+
+
+def test_delete_task_tolerates_absence(sim: SimulatorHandle, acs: GenieAcsClient) -> None:
+    sim.add_cpe("CPE0002", online=False)
+    device = acs.find_device("CPE0002")
+    task_id = acs.push_pppoe_credentials(device, "bob", PASSWORD, "k").task_id
+    assert task_id is not None
+    acs.delete_task(task_id)
+    acs.delete_task(task_id)  # 404 Task not found: done
+    assert cpe_state(sim, "CPE0002")["tasks"] == []
+
+
+def test_delete_task_retries_while_the_device_is_in_session(
+    sim: SimulatorHandle, acs: GenieAcsClient
+) -> None:
+    sim.add_cpe("CPE0002", online=False)
+    device = acs.find_device("CPE0002")
+    task_id = acs.push_pppoe_credentials(device, "bob", PASSWORD, "k").task_id
+    assert task_id is not None
+    sim.fault("genieacs", "^DELETE /tasks/", "error", status=503, count=2)
+    acs.delete_task(task_id)
+    assert cpe_state(sim, "CPE0002")["tasks"] == []
+
+
+def test_delete_task_gives_up_as_transient(sim: SimulatorHandle, acs: GenieAcsClient) -> None:
+    sim.add_cpe("CPE0002", online=False)
+    device = acs.find_device("CPE0002")
+    task_id = acs.push_pppoe_credentials(device, "bob", PASSWORD, "k").task_id
+    assert task_id is not None
+    sim.control("PATCH", "cpes/CPE0002", {"in_session": True}, expect=200)
+    with pytest.raises(TransientError) as raised:
+        acs.delete_task(task_id)
+    assert raised.value.status == 503
+    by_target = sim.state()["counters"]["genieacs"]["by_target"]
+    assert by_target[f"DELETE /tasks/{task_id}"] == 3
+
+
+def test_tags_are_added_and_removed(sim: SimulatorHandle, acs: GenieAcsClient) -> None:
+    sim.add_cpe("HG-0001.a")
+    device = acs.find_device("HG-0001.a")
+    acs.add_tag(device, "sub-1")
+    acs.add_tag(device, "sub-1")
+    assert cpe_state(sim, "HG-0001.a")["tags"] == ["sub-1"]
+    acs.remove_tag(device, "sub-1")
+    assert cpe_state(sim, "HG-0001.a")["tags"] == []
+
+
+def test_tags_on_a_vanished_device(acs: GenieAcsClient) -> None:
+    gone = CpeDevice("A4230F-SimCPE-GONE", "GONE", "tr181")
+    acs.remove_tag(gone, "sub-1")  # nothing left to remove
+    with pytest.raises(ResourceNotFound):
+        acs.add_tag(gone, "sub-1")
+
+
+def test_a_tag_genieacs_cannot_route_is_refused_before_sending(
+    sim: SimulatorHandle, acs: GenieAcsClient
+) -> None:
+    sim.add_cpe("CPE0002")
+    device = acs.find_device("CPE0002")
+    with pytest.raises(PermanentError):
+        acs.add_tag(device, "plan.gold")
+    assert sim.state()["counters"]["genieacs"]["total"] == 1  # the find only

@@ -1,0 +1,159 @@
+"""The GenieACS simulator answers as GenieACS's NBI (lib/nbi.ts) does."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import quote
+
+import requests
+
+from tests.support.simulator_process import SimulatorHandle
+
+TR098_USER = "InternetGatewayDevice.WANDevice.1.WANConnectionDevice.1.WANPPPConnection.1.Username"
+TR181_USER = "Device.PPP.Interface.1.Username"
+
+
+def acs(sim: SimulatorHandle, method: str, path: str, **kwargs: Any) -> requests.Response:
+    return requests.request(method, f"{sim.genieacs_url}{path}", timeout=5, **kwargs)
+
+
+def in_path(device_id: str) -> str:
+    return quote(device_id, safe="")
+
+
+def spv(path: str, value: Any, **extra: Any) -> dict[str, Any]:
+    return {"name": "setParameterValues", "parameterValues": [[path, value, "xsd:string"]], **extra}
+
+
+def device_state(sim: SimulatorHandle, serial: str) -> dict[str, Any]:
+    return next(d for d in sim.state()["genieacs"]["devices"] if d["serial"] == serial)
+
+
+def test_query_by_serial_with_total_header_and_projection(sim: SimulatorHandle) -> None:
+    sim.add_cpe("CPE0001", data_model="tr098")
+    sim.add_cpe("CPE0002")
+    query = json.dumps({"_deviceId._SerialNumber": "CPE0001"})
+    response = acs(sim, "GET", "/devices/", params={"query": query, "projection": "_deviceId"})
+    assert response.status_code == 200
+    assert response.headers["total"] == "1"
+    [device] = response.json()
+    assert set(device) == {"_id", "_deviceId"}
+    assert device["_deviceId"]["_SerialNumber"] == "CPE0001"
+    assert acs(sim, "GET", "/devices/", params={"query": "{bad"}).status_code == 400
+
+
+def test_parameter_queries_match_the_value(sim: SimulatorHandle) -> None:
+    sim.add_cpe("CPE0001")
+    query = json.dumps({"Device.DeviceInfo.SerialNumber": "CPE0001"})
+    [device] = acs(sim, "GET", "/devices/", params={"query": query}).json()
+    assert device["Device"]["PPP"]["Interface"]["1"]["Username"]["_value"] == ""
+
+
+def test_device_ids_are_escaped_and_escaped_again_in_paths(sim: SimulatorHandle) -> None:
+    cpe = sim.add_cpe("SN-1.a", oui="00259E", product_class="HG 8245")
+    assert cpe["id"] == "00259E-HG%208245-SN%2D1%2Ea"
+    response = acs(sim, "POST", f"/devices/{in_path(cpe['id'])}/tags/gold")
+    assert response.status_code == 200
+    assert device_state(sim, "SN-1.a")["tags"] == ["gold"]
+
+
+def test_a_task_is_applied_at_once_when_the_cpe_is_online(sim: SimulatorHandle) -> None:
+    cpe = sim.add_cpe("CPE0001", data_model="tr098")
+    response = acs(
+        sim,
+        "POST",
+        f"/devices/{in_path(cpe['id'])}/tasks?connection_request",
+        json=spv(TR098_USER, "alice"),
+    )
+    assert response.status_code == 200
+    task = response.json()
+    assert len(task["_id"]) == 24
+    assert task["device"] == cpe["id"]
+    state = device_state(sim, "CPE0001")
+    assert state["parameters"][TR098_USER] == "alice"
+    assert state["tasks"] == []
+
+
+def test_offline_cpe_queues_the_task_until_it_informs(sim: SimulatorHandle) -> None:
+    cpe = sim.add_cpe("CPE0001", online=False)
+    response = acs(
+        sim,
+        "POST",
+        f"/devices/{in_path(cpe['id'])}/tasks?connection_request",
+        json=spv(TR181_USER, "bob"),
+    )
+    assert response.status_code == 202
+    assert response.reason == "Task queued but not processed"
+    assert len(device_state(sim, "CPE0001")["tasks"]) == 1
+    sim.control("PATCH", "cpes/CPE0001", {"online": True}, expect=200)
+    state = device_state(sim, "CPE0001")
+    assert state["parameters"][TR181_USER] == "bob"
+    assert state["tasks"] == []
+
+
+def test_without_connection_request_the_task_is_only_queued(sim: SimulatorHandle) -> None:
+    cpe = sim.add_cpe("CPE0001")
+    response = acs(sim, "POST", f"/devices/{in_path(cpe['id'])}/tasks", json=spv(TR181_USER, "x"))
+    assert response.status_code == 202
+    assert device_state(sim, "CPE0001")["parameters"][TR181_USER] == ""
+
+
+def test_a_unique_key_replaces_the_queued_task(sim: SimulatorHandle) -> None:
+    cpe = sim.add_cpe("CPE0001", online=False)
+    url = f"/devices/{in_path(cpe['id'])}/tasks?connection_request"
+    acs(sim, "POST", url, json=spv(TR181_USER, "first", uniqueKey="k"))
+    acs(sim, "POST", url, json=spv(TR181_USER, "second", uniqueKey="k"))
+    acs(sim, "POST", url, json=spv(TR181_USER, "other", uniqueKey="j"))
+    tasks = device_state(sim, "CPE0001")["tasks"]
+    assert [t["parameterValues"][0][1] for t in tasks] == ["second", "other"]
+
+
+def test_unknown_device_and_bad_bodies(sim: SimulatorHandle) -> None:
+    missing = acs(sim, "POST", "/devices/nope/tasks?connection_request", json=spv(TR181_USER, "x"))
+    assert (missing.status_code, missing.text) == (404, "No such device")
+    cpe = sim.add_cpe("CPE0001")
+    bad = acs(sim, "POST", f"/devices/{in_path(cpe['id'])}/tasks", data=b"{not json")
+    assert bad.status_code == 400
+    assert acs(sim, "POST", f"/devices/{in_path(cpe['id'])}/tasks").status_code == 400
+
+
+def test_delete_task_200_then_404_and_503_in_session(sim: SimulatorHandle) -> None:
+    cpe = sim.add_cpe("CPE0001", online=False)
+    url = f"/devices/{in_path(cpe['id'])}/tasks"
+    first = acs(sim, "POST", url, json=spv(TR181_USER, "a")).json()["_id"]
+    second = acs(sim, "POST", url, json=spv(TR181_USER, "b")).json()["_id"]
+    assert acs(sim, "DELETE", f"/tasks/{first}").status_code == 200
+    gone = acs(sim, "DELETE", f"/tasks/{first}")
+    assert (gone.status_code, gone.text) == (404, "Task not found")
+    sim.control("PATCH", "cpes/CPE0001", {"in_session": True}, expect=200)
+    busy = acs(sim, "DELETE", f"/tasks/{second}")
+    assert (busy.status_code, busy.text) == (503, "Device is in session")
+
+
+def test_tags_add_remove_and_unknown_device(sim: SimulatorHandle) -> None:
+    cpe = sim.add_cpe("CPE0001")
+    base = f"/devices/{in_path(cpe['id'])}/tags"
+    assert acs(sim, "POST", f"{base}/gold").status_code == 200
+    assert acs(sim, "POST", f"{base}/gold").status_code == 200
+    assert device_state(sim, "CPE0001")["tags"] == ["gold"]
+    assert acs(sim, "DELETE", f"{base}/gold").status_code == 200
+    assert device_state(sim, "CPE0001")["tags"] == []
+    missing = acs(sim, "DELETE", "/devices/nope/tags/gold")
+    assert (missing.status_code, missing.text) == (404, "No such device")
+    # a tag outside [A-Za-z0-9-_%] does not match GenieACS's route at all
+    assert acs(sim, "POST", f"{base}/a.b").status_code == 404
+
+
+def test_a_refused_parameter_faults_the_task(sim: SimulatorHandle) -> None:
+    cpe = sim.add_cpe("CPE0001")  # TR-181: the TR-098 path does not exist
+    response = acs(
+        sim,
+        "POST",
+        f"/devices/{in_path(cpe['id'])}/tasks?connection_request",
+        json=spv(TR098_USER, "x"),
+    )
+    assert response.status_code == 202
+    assert response.reason == "Task faulted"
+    [task] = device_state(sim, "CPE0001")["tasks"]
+    assert task["fault"]["code"] == "cwmp.9005"
