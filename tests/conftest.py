@@ -16,8 +16,14 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-VAR = ROOT / "var" / "test"
 PG = "postgresql+psycopg2://postgres@127.0.0.1:5432"
+# Two test sessions on one machine (two developers, or a developer and CI) must not share
+# databases: TEST_NAMESPACE=x gives orchestrator_test_x, radius_test_x and var/test-x.
+NAMESPACE = os.environ.get("TEST_NAMESPACE", "")
+SUFFIX = f"_{NAMESPACE}" if NAMESPACE else ""
+VAR = ROOT / "var" / (f"test-{NAMESPACE}" if NAMESPACE else "test")
+ORCHESTRATOR_DB = f"orchestrator_test{SUFFIX}"
+RADIUS_DB = f"radius_test{SUFFIX}"
 
 
 def _free_udp_port() -> int:
@@ -28,9 +34,10 @@ def _free_udp_port() -> int:
 
 os.environ.update(
     {
-        "DATABASE_URL": f"{PG}/orchestrator_test",
-        "RADIUS_DATABASE_URL": f"{PG}/radius_test",
-        "BROKER_URL": "redis://127.0.0.1:6379/15",
+        "DATABASE_URL": f"{PG}/{ORCHESTRATOR_DB}",
+        "RADIUS_DATABASE_URL": f"{PG}/{RADIUS_DB}",
+        # TEST_REDIS_DB keeps concurrent sessions' queues apart too.
+        "BROKER_URL": f"redis://127.0.0.1:6379/{os.environ.get('TEST_REDIS_DB', '15')}",
         # A fixed test key: it only ever protects throwaway test data.
         "ORCHESTRATOR_SECRET_KEY": "dGVzdC1rZXktdGVzdC1rZXktdGVzdC1rZXktdGVzdCE=",
         "ORCHESTRATOR_FAULT_INJECTION": "1",
@@ -41,7 +48,7 @@ os.environ.update(
         "SWEEP_INTERVAL": "1",
         "STALL_SECONDS": "3",
         "FREERADIUS_DIR": str(VAR / "freeradius"),
-        "RADIUS_DB_NAME": "radius_test",
+        "RADIUS_DB_NAME": RADIUS_DB,
     }
 )
 os.environ.setdefault("RADIUS_AUTH_PORT", str(_free_udp_port()))
@@ -61,15 +68,15 @@ def _recreate_database(name: str) -> None:
 
 @pytest.fixture(scope="session")
 def database() -> str:
-    _recreate_database("orchestrator_test")
+    _recreate_database(ORCHESTRATOR_DB)
     migrate.upgrade()
     return os.environ["DATABASE_URL"]
 
 
 @pytest.fixture(scope="session")
 def radius_server(database: str) -> Iterator[tuple[str, int]]:
-    """A private FreeRADIUS reading radius_test (schema loaded by the script)."""
-    _recreate_database("radius_test")
+    """A private FreeRADIUS reading the test RADIUS database (schema loaded by the script)."""
+    _recreate_database(RADIUS_DB)
     script = ROOT / "scripts" / "freeradius.sh"
     subprocess.run([str(script), "start"], check=True, cwd=ROOT)
     yield "127.0.0.1", int(os.environ["RADIUS_AUTH_PORT"])
