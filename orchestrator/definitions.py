@@ -133,11 +133,37 @@ PROVISION_SUBSCRIBER = registry.register(
                 timeout=15,
             ),
             StepDefinition(
+                name="allocate_ip",
+                system="netbox",
+                task="tasks.netbox.allocate_ip",
+                compensation="tasks.netbox.release_ip",
+                depends_on=("create_radius_account",),
+                timeout=30,
+            ),
+            StepDefinition(
+                name="activate_onu",
+                system="access",
+                task="tasks.access.activate_onu",
+                compensation="tasks.access.deactivate_onu",
+                depends_on=("create_subscriber",),
+                # ONOS only queues the request; confirmation polls programmed-subscribers.
+                timeout=60,
+            ),
+            StepDefinition(
+                name="configure_cpe",
+                system="genieacs",
+                task="tasks.genieacs.configure_cpe",
+                compensation="tasks.genieacs.unconfigure_cpe",
+                depends_on=("create_subscriber",),
+                # A connection request makes GenieACS wait for the CPE's session.
+                timeout=60,
+            ),
+            StepDefinition(
                 name="create_billing_service",
                 system="database",
                 task="tasks.database.create_billing_service",
                 compensation="tasks.database.delete_billing_service",
-                depends_on=("create_subscriber",),
+                depends_on=("allocate_ip", "activate_onu", "configure_cpe"),
                 timeout=15,
             ),
         ),

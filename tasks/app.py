@@ -11,7 +11,14 @@ from orchestrator.definitions import registry
 #: One queue per system, so operators can scale and rate-limit each one apart.
 QUEUES = ("saga", "database", "radius", "netbox", "access", "genieacs")
 
-TASK_MODULES = ("tasks.saga", "tasks.database", "tasks.radius")
+TASK_MODULES = (
+    "tasks.saga",
+    "tasks.database",
+    "tasks.radius",
+    "tasks.netbox",
+    "tasks.access",
+    "tasks.genieacs",
+)
 
 # Longest a single step attempt may take, hard limit included; see visibility_timeout below.
 MAX_STEP_SECONDS = 300

@@ -216,7 +216,12 @@ class ForwardStepTask(SagaTask):
         if skip_reason:
             engine.skip_step(session, workflow, step, skip_reason)
             return None, None
-        intent = self.behaviour.plan(ctx) if step.intent is None else None
+        try:
+            intent = self.behaviour.plan(ctx) if step.intent is None else None
+        except Exception as exc:  # a request the step cannot act on
+            _, error = classify(exc)
+            engine.fail_step(session, workflow, step, error)
+            return None, StepFailed(f"{step_name}: {error['message']}")
         engine.start_attempt(session, workflow, step, lease, now, intent)
         return Claimed(ctx=replace(ctx, intent=step.intent or {}), step_def=step_def), None
 

@@ -26,6 +26,12 @@ ORCHESTRATOR_DB = f"orchestrator_test{SUFFIX}"
 RADIUS_DB = f"radius_test{SUFFIX}"
 
 
+def _free_tcp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def _free_udp_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.bind(("127.0.0.1", 0))
@@ -51,6 +57,19 @@ os.environ.update(
         "RADIUS_DB_NAME": RADIUS_DB,
     }
 )
+SIM_HTTP_PORT, SIM_GRPC_PORT = _free_tcp_port(), _free_tcp_port()
+os.environ.update(
+    {
+        # The simulators stand in for NetBox, ONOS, GenieACS and VOLTHA (tests/support).
+        "SIMULATOR_URL": f"http://127.0.0.1:{SIM_HTTP_PORT}",
+        "NETBOX_URL": f"http://127.0.0.1:{SIM_HTTP_PORT}/netbox",
+        "ONOS_URL": f"http://127.0.0.1:{SIM_HTTP_PORT}",
+        "GENIEACS_URL": f"http://127.0.0.1:{SIM_HTTP_PORT}/genieacs",
+        "VOLTHA_ADDRESS": f"127.0.0.1:{SIM_GRPC_PORT}",
+        # A held request becomes a timeout quickly; the step's retries do the rest.
+        "HTTP_READ_TIMEOUT": "1.5",
+    }
+)
 os.environ.setdefault("RADIUS_AUTH_PORT", str(_free_udp_port()))
 os.environ.setdefault("RADIUS_ACCT_PORT", str(_free_udp_port()))
 
@@ -59,6 +78,7 @@ from orchestrator.apikeys import create_key, ensure_tenant  # noqa: E402
 from orchestrator.db import transaction  # noqa: E402
 from orchestrator.models import ServicePlan  # noqa: E402
 from tests.support.processes import BeatProcess, WorkerProcess  # noqa: E402
+from tests.support.simulator_process import SimulatorHandle, start_simulators  # noqa: E402
 
 
 def _recreate_database(name: str) -> None:
@@ -98,7 +118,15 @@ def redis_clean() -> None:
 
 
 @pytest.fixture(scope="session")
-def worker(database, radius_server, celery_app, redis_clean) -> Iterator[WorkerProcess]:  # type: ignore[no-untyped-def]
+def simulators() -> Iterator[SimulatorHandle]:
+    """One simulator process for the session, on the ports the settings point at."""
+    handle = start_simulators(http_port=SIM_HTTP_PORT, grpc_port=SIM_GRPC_PORT)
+    yield handle
+    handle.stop()
+
+
+@pytest.fixture(scope="session")
+def worker(database, radius_server, simulators, celery_app, redis_clean) -> Iterator[WorkerProcess]:  # type: ignore[no-untyped-def]
     process = WorkerProcess(app=celery_app, log_path=VAR / "worker.log")
     beat = BeatProcess(log_path=VAR / "beat.log")
     process.start()

@@ -33,7 +33,7 @@ def test_worker_killed_mid_step_recovers_without_a_person(
     assert steps(workflow_id)["create_radius_account"].attempts == 2
     assert our_rows(workflow_id) == {"customers": 1, "subscribers": 1, "billing_services": 1}
     rows = RadiusStore.from_settings(get_settings()).account_rows(body["username"])
-    assert rows == {"radcheck": 1, "radreply": 0, "radusergroup": 1}
+    assert rows == {"radcheck": 1, "radreply": 1, "radusergroup": 1}
     host, port = radius_server
     assert authenticate(body["username"], body["password"], host=host, port=port).accepted
 
@@ -73,4 +73,4 @@ def test_same_step_delivered_twice_creates_one_account(
         lambda: len(events(workflow_id, ["delivery_stepped_aside"])) == 4, 30, "three more copies"
     )
     assert our_rows(workflow_id) == {"customers": 1, "subscribers": 1, "billing_services": 1}
-    assert all(s.attempts == 1 for s in steps(workflow_id).values())
+    assert all(s.attempts == 1 for s in steps(workflow_id).values() if s.status.value != "skipped")

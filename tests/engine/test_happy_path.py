@@ -26,6 +26,9 @@ def test_provisioning_completes_and_radius_accepts(
         "create_customer": "completed",
         "create_subscriber": "completed",
         "create_radius_account": "completed",
+        "allocate_ip": "completed",
+        "activate_onu": "completed",
+        "configure_cpe": "skipped",  # no CPE serial in the request
         "create_billing_service": "completed",
     }
     assert our_rows(workflow_id) == {"customers": 1, "subscribers": 1, "billing_services": 1}
@@ -40,7 +43,7 @@ def test_provisioning_completes_and_radius_accepts(
     assert not authenticate(body["username"], "wrong-password", host=host, port=port).accepted
 
     store = RadiusStore.from_settings(get_settings())
-    assert store.account_rows(body["username"]) == {"radcheck": 1, "radreply": 0, "radusergroup": 1}
+    assert store.account_rows(body["username"]) == {"radcheck": 1, "radreply": 1, "radusergroup": 1}
 
 
 def test_workflow_detail_shows_steps_and_events(client, worker, plan, operator_key):
@@ -58,12 +61,18 @@ def test_workflow_detail_shows_steps_and_events(client, worker, plan, operator_k
         "create_customer",
         "create_subscriber",
         "create_radius_account",
+        "allocate_ip",
+        "activate_onu",
+        "configure_cpe",
         "create_billing_service",
     ]
-    assert all(s["attempts"] == 1 and s["started_at"] and s["finished_at"] for s in detail["steps"])
+    ran = [s for s in detail["steps"] if s["status"] == "completed"]
+    assert len(ran) == 6
+    assert all(s["attempts"] == 1 and s["started_at"] and s["finished_at"] for s in ran)
     assert {"customer_id", "subscriber_id", "billing_service_id"} <= detail["output"].keys()
     kinds = [e["kind"] for e in detail["events"]]
     assert kinds[0] == "workflow_created"
-    assert kinds.count("step_completed") == 4
+    assert kinds.count("step_completed") == 6
+    assert kinds.count("step_skipped") == 1
     assert "password" not in detail["input"]
     assert body["password"] not in str(detail)

@@ -9,7 +9,7 @@ from orchestrator.config import get_settings
 from orchestrator.definitions import PROVISION_SUBSCRIBER
 from orchestrator.integrations.radius import RadiusStore
 from tests.support.radius_client import authenticate
-from tests.support.requests import provision_body, submit
+from tests.support.requests import provision_body, submit, unique_cpe_serial
 from tests.support.workflows import events, our_rows, steps, wait_terminal
 
 STEP_NAMES = [step.name for step in PROVISION_SUBSCRIBER.steps]
@@ -25,9 +25,9 @@ def radius_rows(username: str) -> dict[str, int]:
 def test_permanent_failure_at_each_step_rolls_everything_back(
     failing_step, client, worker, plan, operator_key, radius_server
 ):
-    # Given a permanent failure waiting at one step
+    # Given a permanent failure waiting at one step, and a request that runs every step
     faults.arm(failing_step, ["permanent"])
-    body = provision_body(plan.id)
+    body = provision_body(plan.id, cpe_serial=unique_cpe_serial())
 
     # When the subscriber is provisioned
     workflow_id, _ = submit(client, operator_key, body)
@@ -131,4 +131,4 @@ def test_retry_after_effect_creates_one_account(client, worker, plan, operator_k
     radius_step = steps(workflow_id)["create_radius_account"]
     assert radius_step.attempts == 2
     assert radius_step.output["created"] is False
-    assert radius_rows(body["username"]) == {"radcheck": 1, "radreply": 0, "radusergroup": 1}
+    assert radius_rows(body["username"]) == {"radcheck": 1, "radreply": 1, "radusergroup": 1}

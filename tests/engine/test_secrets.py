@@ -42,9 +42,13 @@ def test_password_never_leaves_the_vault(
     assert not authenticate(body["username"], password + "x", host=host, port=port).accepted
     store = RadiusStore.from_settings(get_settings())
     with store._engine.connect() as radius:
-        logged = radius.execute(
-            text("SELECT pass FROM radpostauth WHERE username = :u"), {"u": body["username"]}
-        ).scalars().all()
+        logged = (
+            radius.execute(
+                text("SELECT pass FROM radpostauth WHERE username = :u"), {"u": body["username"]}
+            )
+            .scalars()
+            .all()
+        )
     assert len(logged) == 2
     assert all(password not in value for value in logged)
 

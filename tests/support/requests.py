@@ -2,16 +2,33 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 import uuid
 from typing import Any
+
+import requests
 
 
 def unique_serial() -> str:
     return "TEST" + secrets.token_hex(4).upper()
 
 
-def provision_body(plan_id: int, **overrides: Any) -> dict[str, Any]:
+def unique_cpe_serial() -> str:
+    return "CPE" + secrets.token_hex(5).upper()
+
+
+def discover(kind: str, serial: str, **extra: Any) -> None:
+    """Make the simulated network know an ONU (``onus``) or a CPE (``cpes``)."""
+    response = requests.post(
+        f"{os.environ['SIMULATOR_URL']}/_sim/{kind}", json={"serial": serial, **extra}, timeout=10
+    )
+    response.raise_for_status()
+
+
+def provision_body(plan_id: int, *, discovered: bool = True, **overrides: Any) -> dict[str, Any]:
+    """A valid request for a new subscriber; its ONU (and CPE, if any) exist in the simulators
+    unless ``discovered`` is False."""
     body: dict[str, Any] = {
         "customer": {
             "first_name": "Ada",
@@ -26,6 +43,10 @@ def provision_body(plan_id: int, **overrides: Any) -> dict[str, Any]:
         "onu_serial": unique_serial(),
     }
     body.update(overrides)
+    if discovered and "SIMULATOR_URL" in os.environ:
+        discover("onus", body["onu_serial"])
+        if body.get("cpe_serial"):
+            discover("cpes", body["cpe_serial"], data_model="tr181")
     return body
 
 

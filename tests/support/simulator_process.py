@@ -108,8 +108,10 @@ class SimulatorHandle:
         return self.process.returncode
 
 
-def start_simulators(*, hold_s: float | None = None) -> SimulatorHandle:
-    http_port, grpc_port = _free_port(), _free_port()
+def start_simulators(
+    *, hold_s: float | None = None, http_port: int | None = None, grpc_port: int | None = None
+) -> SimulatorHandle:
+    http_port, grpc_port = http_port or _free_port(), grpc_port or _free_port()
     args = [
         sys.executable,
         "-m",

@@ -1,0 +1,10 @@
+"""Step and compensation tasks for NetBox IPAM (queue ``netbox``)."""
+
+from orchestrator.steps.netbox import AllocateIp
+from tasks.app import app
+from tasks.base import compensation_task, step_task
+
+_allocate = AllocateIp()
+
+allocate_ip = step_task(app, "tasks.netbox.allocate_ip", _allocate)
+release_ip = compensation_task(app, "tasks.netbox.release_ip", _allocate)
