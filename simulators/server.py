@@ -32,7 +32,23 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--onos-user", default="onos")
     parser.add_argument("--onos-password", default="rocks")
     parser.add_argument("--log-level", default="INFO")
+    parser.add_argument(
+        "--demo",
+        type=int,
+        default=0,
+        metavar="N",
+        help="start with N discovered ONUs (BBSM00000001...) and CPEs (DEMOCPE0001...)",
+    )
     return parser.parse_args(argv)
+
+
+def seed_demo(world: World, count: int) -> None:
+    """What a lab has after its ONUs ranged and its CPEs informed: `make run`'s example uses it."""
+    for number in range(1, count + 1):
+        world.access.add_onu(f"BBSM{number:08d}")
+        world.genieacs.add_cpe(
+            f"DEMOCPE{number:04d}", "A4230F", "SimCPE", "tr181", online=True, in_session=False
+        )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -40,6 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(name)s %(message)s")
     world = World(hold_s=args.hold_s, onos_user=args.onos_user, onos_password=args.onos_password)
 
+    seed_demo(world, args.demo)
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
