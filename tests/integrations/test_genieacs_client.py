@@ -36,7 +36,8 @@ def task_posts(sim: SimulatorHandle) -> int:
 
 
 def test_from_settings_uses_the_configured_url() -> None:
-    assert "genieacs" in repr(GenieAcsClient.from_settings(Settings()))
+    settings = Settings(genieacs_url="http://acs.example:7557")
+    assert "acs.example:7557" in repr(GenieAcsClient.from_settings(settings))
 
 
 def test_find_device_tells_the_data_models_apart(sim: SimulatorHandle, acs: GenieAcsClient) -> None:

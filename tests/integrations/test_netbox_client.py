@@ -42,8 +42,8 @@ def posts(sim: SimulatorHandle) -> int:
 
 
 def test_from_settings_uses_the_configured_url() -> None:
-    client = NetBoxClient.from_settings(Settings())
-    assert "netbox" in repr(client)
+    client = NetBoxClient.from_settings(Settings(netbox_url="http://netbox.example"))
+    assert "netbox.example" in repr(client)
 
 
 def test_allocate_takes_the_first_free_host_and_is_idempotent_by_key(

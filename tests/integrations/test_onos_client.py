@@ -63,7 +63,8 @@ def posts(sim: SimulatorHandle) -> int:
 
 
 def test_from_settings_uses_the_configured_url() -> None:
-    assert "8100" in repr(OnosClient.from_settings(Settings()))
+    settings = Settings(onos_url="http://onos.example:8181")
+    assert "onos.example:8181" in repr(OnosClient.from_settings(settings))
 
 
 def test_activate_programs_the_service_and_confirms_it(
