@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
 
 from orchestrator import engine
 from orchestrator.config import get_settings
@@ -73,6 +74,15 @@ def finalize_rollback(workflow_id: str) -> None:
         log.error("workflow %s needs a person: compensation incomplete", workflow_id)
 
 
+def _dispatch_safely(dispatch: Callable[[uuid.UUID], None], workflow_id: uuid.UUID) -> None:
+    # One workflow that cannot be dispatched (say, its definition changed) must not keep the
+    # sweeper from the others; it stays stalled and is logged on every sweep.
+    try:
+        dispatch(workflow_id)
+    except Exception:
+        log.exception("sweeper could not dispatch workflow %s", workflow_id)
+
+
 @app.task(name="tasks.saga.sweep")
 def sweep() -> dict[str, int]:
     """Re-drive or compensate workflows left behind by a dead worker or a lost message."""
@@ -82,8 +92,16 @@ def sweep() -> dict[str, int]:
     backward: list[uuid.UUID] = []
     with transaction() as session:
         for workflow in engine.stalled_workflows(session, now, settings.stall_seconds):
+            failed = [s for s in workflow.steps if s.status == StepStatus.FAILED]
             if workflow.status == WorkflowStatus.ROLLING_BACK:
                 engine.record_event(session, workflow, "sweeper_redrive_compensation")
+                backward.append(workflow.id)
+            elif failed:
+                # The on-error link was lost (its worker died before publishing it).
+                error = failed[0].error or {}
+                engine.begin_rollback(
+                    session, workflow, f"step {failed[0].name} failed: {error.get('message')}"
+                )
                 backward.append(workflow.id)
             elif workflow.deadline_at is not None and workflow.deadline_at < now:
                 engine.begin_rollback(session, workflow, "deadline exceeded")
@@ -92,9 +110,9 @@ def sweep() -> dict[str, int]:
                 engine.record_event(session, workflow, "sweeper_redrive")
                 forward.append(workflow.id)
     for workflow_id in forward:
-        dispatcher.start(workflow_id)
+        _dispatch_safely(dispatcher.start, workflow_id)
     for workflow_id in backward:
-        dispatcher.compensate(workflow_id)
+        _dispatch_safely(dispatcher.compensate, workflow_id)
     if forward or backward:
         log.warning("sweeper re-drove %d and compensated %d workflows", len(forward), len(backward))
     return {"redriven": len(forward), "compensating": len(backward)}
