@@ -205,8 +205,9 @@ class GenieAcsClient:
                 operation="set_parameters",
             ) from None
 
-    def delete_task(self, task_id: str) -> None:
-        """Deletes a queued task; one already gone counts as deleted.
+    def delete_task(self, task_id: str) -> bool:
+        """Deletes a queued task: True if this call removed it, False if it was already gone
+        (run by the CPE, or deleted before) - 404 "Task not found" counts as done.
 
         GenieACS answers 503 "Device is in session" while the CPE talks to it: that is retried a
         few times, then left to the caller as a TransientError.
@@ -221,6 +222,8 @@ class GenieAcsClient:
             )
         except ResourceNotFound:
             log.info("genieacs task %s was already gone", task_id)
+            return False
+        return True
 
     @staticmethod
     def _tag_path(device: CpeDevice, tag: str) -> str:

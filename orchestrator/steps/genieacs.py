@@ -1,8 +1,9 @@
 """The CPE step: PPPoE credentials pushed to the subscriber's router through GenieACS.
 
-The push task carries the step's idempotency key as its GenieACS ``uniqueKey``. The undo sends
-the clearing task with the same key: GenieACS replaces a queued task that has the same key, so
-a push still waiting for the CPE's next inform can never land after the rollback.
+The push task carries the step's idempotency key as its GenieACS ``uniqueKey``. The undo deletes
+the push if it is still queued; otherwise it sends the clearing task with the same key: GenieACS
+replaces a queued task that has the same key, so a push still waiting for the CPE's next inform
+can never land after the rollback.
 """
 
 from __future__ import annotations
@@ -49,7 +50,11 @@ class ConfigureCpe(Step):
                 "task_id": outcome.task_id,
                 "applied": outcome.applied,
             },
-            compensation={"device_id": device.device_id, "task_id": outcome.task_id},
+            compensation={
+                "device_id": device.device_id,
+                "task_id": outcome.task_id,
+                "applied": outcome.applied,
+            },
             workflow_output={"cpe_device_id": device.device_id},
         )
 
@@ -58,5 +63,9 @@ class ConfigureCpe(Step):
             device = self.genieacs.find_device(ctx.intent["cpe_serial"])
         except ResourceNotFound:
             return  # the CPE is gone from GenieACS, and our parameters and tag with it
-        self.genieacs.clear_pppoe_credentials(device, ctx.idempotency_key)
+        queued = ctx.compensation.get("task_id") and not ctx.compensation.get("applied")
+        if not (queued and self.genieacs.delete_task(ctx.compensation["task_id"])):
+            # The push may have reached the CPE (or no attempt reported back): clear it, under
+            # the push's own uniqueKey so a copy still queued is replaced, never applied.
+            self.genieacs.clear_pppoe_credentials(device, ctx.idempotency_key)
         self.genieacs.remove_tag(device, ctx.intent["tag"])
