@@ -245,3 +245,19 @@ def test_full_prefix_fails_clearly_and_rolls_back(
     assert_nothing_left(sim, body, workflow_id, radius_server)
     # and the two addresses that were there before are still there
     assert len(sim.state()["netbox"]["ip_addresses"]) == 2
+
+
+def test_rollback_deletes_a_push_still_queued_for_an_offline_cpe(
+    sim, client, worker, plan, operator_key, radius_server
+):
+    # Given a CPE that is offline, so the push waits for its next inform
+    body = new_subscriber(sim, plan.id, cpe_online=False)
+    faults.arm("create_billing_service", ["permanent"])
+
+    workflow_id, _ = submit(client, operator_key, body)
+
+    # Then the rollback deleted the queued push and queued nothing in its place
+    assert wait_terminal(workflow_id).value == "rolled_back"
+    assert steps(workflow_id)["configure_cpe"].output["applied"] is False
+    assert device(sim.state(), body["cpe_serial"])["tasks"] == []
+    assert_nothing_left(sim, body, workflow_id, radius_server)
