@@ -200,6 +200,11 @@ class Lease:
     seconds: float
 
 
+def release_lease(step: WorkflowStep) -> None:
+    step.lease_owner = None
+    step.lease_expires_at = None
+
+
 def lease_is_live(step: WorkflowStep, now: datetime) -> bool:
     return step.lease_expires_at is not None and step.lease_expires_at > now
 
@@ -263,8 +268,7 @@ def complete_step(
     step.output = output
     step.compensation = compensation
     step.finished_at = utcnow()
-    step.lease_owner = None
-    step.lease_expires_at = None
+    release_lease(step)
     # JSON columns are replaced, never mutated in place (in-place changes are not tracked).
     if context:
         workflow.context = {**workflow.context, **context}
@@ -288,8 +292,7 @@ def schedule_retry(
     session: Session, workflow: Workflow, step: WorkflowStep, error: dict[str, Any], delay: float
 ) -> None:
     step.error = error
-    step.lease_owner = None
-    step.lease_expires_at = None
+    release_lease(step)
     set_step_status(
         session,
         workflow,
@@ -307,8 +310,7 @@ def fail_step(
 ) -> None:
     step.error = error
     step.finished_at = utcnow()
-    step.lease_owner = None
-    step.lease_expires_at = None
+    release_lease(step)
     set_step_status(
         session,
         workflow,
@@ -400,8 +402,7 @@ def start_compensation(
 
 def finish_compensation(session: Session, workflow: Workflow, step: WorkflowStep) -> None:
     step.compensated_at = utcnow()
-    step.lease_owner = None
-    step.lease_expires_at = None
+    release_lease(step)
     set_step_status(
         session,
         workflow,
@@ -416,8 +417,7 @@ def schedule_compensation_retry(
     session: Session, workflow: Workflow, step: WorkflowStep, error: dict[str, Any], delay: float
 ) -> None:
     step.error = error
-    step.lease_owner = None
-    step.lease_expires_at = None
+    release_lease(step)
     record_event(
         session,
         workflow,
@@ -433,8 +433,7 @@ def fail_compensation(
     session: Session, workflow: Workflow, step: WorkflowStep, error: dict[str, Any]
 ) -> None:
     step.error = error
-    step.lease_owner = None
-    step.lease_expires_at = None
+    release_lease(step)
     set_step_status(
         session,
         workflow,

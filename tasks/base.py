@@ -110,6 +110,8 @@ class SagaTask(Task):
 
     abstract = True
     behaviour: Step
+    #: The step status that this kind of task holds a lease in.
+    leased_status: StepStatus
     # Our own retries are counted in PostgreSQL; Celery's counter must never stop them.
     max_retries = None
 
@@ -133,15 +135,26 @@ class SagaTask(Task):
             compensation=step.compensation or {},
         )
 
-    @staticmethod
-    def _lease_taken_over(step: WorkflowStep, owner: str) -> bool:
-        return step.lease_owner != owner
+    def _relock(self, session: Any, ctx: StepContext) -> tuple[Workflow, WorkflowStep]:
+        """Lock the rows again after the external call, checking that our lease still holds."""
+        workflow = engine.lock_workflow(session, ctx.workflow_id)
+        step = engine.lock_step(session, ctx.workflow_id, ctx.step_name)
+        if (
+            workflow is None
+            or step.status != self.leased_status
+            or step.lease_owner != self.lease_owner()
+        ):
+            # Our lease expired and another copy took the step over; its result stands.
+            log.warning("%s of %s lost its lease", ctx.step_name, ctx.workflow_id)
+            raise Ignore()
+        return workflow, step
 
 
 class ForwardStepTask(SagaTask):
     """Runs one step of a workflow: ``run(workflow_id, step_name)``."""
 
     abstract = True
+    leased_status = StepStatus.RUNNING
     throws = (StepFailed, WorkflowCancelled)
 
     def run(self, workflow_id: str, step_name: str) -> None:
@@ -259,19 +272,6 @@ class ForwardStepTask(SagaTask):
                 workflow_output=result.workflow_output,
             )
 
-    def _relock(self, session: Any, ctx: StepContext) -> tuple[Workflow, WorkflowStep]:
-        workflow = engine.lock_workflow(session, ctx.workflow_id)
-        step = engine.lock_step(session, ctx.workflow_id, ctx.step_name)
-        if (
-            workflow is None
-            or step.status != StepStatus.RUNNING
-            or self._lease_taken_over(step, self.lease_owner())
-        ):
-            # Our lease expired and another copy took the step over; its result stands.
-            log.warning("step %s of %s lost its lease", ctx.step_name, ctx.workflow_id)
-            raise Ignore()
-        return workflow, step
-
     def _on_failure(self, claimed: Claimed, exc: Exception) -> None:
         ctx, step_def = claimed.ctx, claimed.step_def
         retryable, error = classify(exc)
@@ -304,6 +304,7 @@ class CompensationTask(SagaTask):
     a compensation that fails for good is recorded and the next one still runs."""
 
     abstract = True
+    leased_status = StepStatus.COMPENSATING
 
     def run(self, workflow_id: str, step_name: str) -> None:
         workflow_uuid = uuid.UUID(workflow_id)
@@ -382,18 +383,6 @@ class CompensationTask(SagaTask):
         if _owner_is_dead(step.lease_owner):
             return None
         return (step.lease_expires_at - now).total_seconds() + 1  # type: ignore[operator]
-
-    def _relock(self, session: Any, ctx: StepContext) -> tuple[Workflow, WorkflowStep]:
-        workflow = engine.lock_workflow(session, ctx.workflow_id)
-        step = engine.lock_step(session, ctx.workflow_id, ctx.step_name)
-        if (
-            workflow is None
-            or step.status != StepStatus.COMPENSATING
-            or self._lease_taken_over(step, self.lease_owner())
-        ):
-            log.warning("compensation %s of %s lost its lease", ctx.step_name, ctx.workflow_id)
-            raise Ignore()
-        return workflow, step
 
     def _on_failure(self, claimed: Claimed, exc: Exception) -> None:
         ctx, step_def = claimed.ctx, claimed.step_def
