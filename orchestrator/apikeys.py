@@ -69,12 +69,32 @@ def create_key(session: Session, tenant_id: str, role: str, name: str = "") -> t
     return row, key
 
 
-def revoke_key(session: Session, key_id: uuid.UUID) -> None:
-    row = session.get(ApiKey, key_id)
-    if row is None:
+def list_keys(session: Session, tenant_id: str) -> list[ApiKey]:
+    return list(
+        session.scalars(
+            select(ApiKey)
+            .where(ApiKey.tenant_id == tenant_id)
+            .order_by(ApiKey.created_at, ApiKey.id)
+        )
+    )
+
+
+def get_key(
+    session: Session, key_id: uuid.UUID, tenant_id: str | None = None, *, lock: bool = False
+) -> ApiKey:
+    """A key's row. With ``tenant_id``, another tenant's key is "not found" like a missing one."""
+    row = session.get(ApiKey, key_id, with_for_update=lock)
+    if row is None or (tenant_id is not None and row.tenant_id != tenant_id):
         raise NotFound(f"API key {key_id} not found")
+    return row
+
+
+def revoke_key(session: Session, key_id: uuid.UUID, tenant_id: str | None = None) -> ApiKey:
+    """Revoke a key (idempotent)."""
+    row = get_key(session, key_id, tenant_id, lock=True)
     if row.revoked_at is None:
         row.revoked_at = utcnow()
+    return row
 
 
 def authenticate(session: Session, key: str) -> Principal | None:

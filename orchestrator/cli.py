@@ -38,8 +38,15 @@ def _api_key_create(args: argparse.Namespace) -> None:
 
 def _api_key_revoke(args: argparse.Namespace) -> None:
     with transaction() as session:
-        apikeys.revoke_key(session, uuid.UUID(args.key_id))
+        apikeys.revoke_key(session, args.key_id)
     print(f"revoked {args.key_id}")
+
+
+def _api_key_list(args: argparse.Namespace) -> None:
+    with transaction() as session:
+        for row in apikeys.list_keys(session, args.tenant):
+            state = f"revoked {row.revoked_at:%Y-%m-%d %H:%M}" if row.revoked_at else "active"
+            print(f"{row.id}  {row.role.value:<8}  {row.prefix}…  {state:<24}  {row.name}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -65,8 +72,11 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--name")
     create.set_defaults(func=_api_key_create)
     revoke = keys.add_parser("revoke", help="revoke a key by id")
-    revoke.add_argument("key_id")
+    revoke.add_argument("key_id", type=uuid.UUID)
     revoke.set_defaults(func=_api_key_revoke)
+    listing = keys.add_parser("list", help="a tenant's keys (ids, roles, prefixes; never keys)")
+    listing.add_argument("--tenant", required=True)
+    listing.set_defaults(func=_api_key_list)
     return parser
 
 

@@ -15,14 +15,14 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, raiseload
 
-from orchestrator import engine
+from orchestrator import engine, statistics
 from orchestrator.config import get_settings
 from orchestrator.db import transaction
 from orchestrator.definitions import PROVISION_SUBSCRIBER
@@ -60,6 +60,30 @@ class Submission:
 class WorkflowDetail:
     workflow: Workflow
     events: list[WorkflowEvent]
+
+
+@dataclass(frozen=True)
+class WorkflowFilter:
+    """What a workflow list is narrowed to; every criterion is optional, all must hold."""
+
+    statuses: tuple[WorkflowStatus, ...] = ()
+    workflow_type: str | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+    subscriber_id: uuid.UUID | None = None
+
+
+@dataclass(frozen=True)
+class WorkflowPage:
+    items: list[Workflow]
+    total: int
+    limit: int
+    offset: int
+
+    @property
+    def next_offset(self) -> int | None:
+        following = self.offset + len(self.items)
+        return following if following < self.total else None
 
 
 def generate_password() -> str:
@@ -158,10 +182,12 @@ class OrchestrationService:
         fingerprint: str,
         api_key_id: uuid.UUID | None,
     ) -> Workflow:
+        # FOR SHARE: a plan cannot be deleted between this check and our commit (the delete
+        # takes FOR UPDATE and then sees this workflow as a user of the plan).
         plan = session.scalar(
-            select(ServicePlan).where(
-                ServicePlan.id == request["service_plan_id"], ServicePlan.tenant_id == tenant_id
-            )
+            select(ServicePlan)
+            .where(ServicePlan.id == request["service_plan_id"], ServicePlan.tenant_id == tenant_id)
+            .with_for_update(read=True)
         )
         if plan is None:
             raise ValidationError(
@@ -236,12 +262,69 @@ class OrchestrationService:
             )
             return WorkflowDetail(workflow, events)
 
+    def list_workflows(
+        self, tenant_id: str, filters: WorkflowFilter, *, limit: int, offset: int
+    ) -> WorkflowPage:
+        """One page of the tenant's workflows, newest first, with the number of matches."""
+        conditions = [Workflow.tenant_id == tenant_id, *self._conditions(tenant_id, filters)]
+        with self._unit_of_work() as session:
+            total = session.scalar(select(func.count()).select_from(Workflow).where(*conditions))
+            items = list(
+                session.scalars(
+                    select(Workflow)
+                    .where(*conditions)
+                    # The list shows no steps: loading them would be a query per page for nothing.
+                    .options(raiseload(Workflow.steps))
+                    .order_by(Workflow.created_at.desc(), Workflow.id.desc())
+                    .limit(limit)
+                    .offset(offset)
+                )
+            )
+        return WorkflowPage(items=items, total=total or 0, limit=limit, offset=offset)
+
+    @staticmethod
+    def _conditions(tenant_id: str, filters: WorkflowFilter) -> list[ColumnElement[bool]]:
+        conditions: list[ColumnElement[bool]] = []
+        if filters.statuses:
+            conditions.append(Workflow.status.in_(filters.statuses))
+        if filters.workflow_type is not None:
+            conditions.append(Workflow.workflow_type == filters.workflow_type)
+        if filters.created_after is not None:
+            conditions.append(Workflow.created_at >= filters.created_after)
+        if filters.created_before is not None:
+            conditions.append(Workflow.created_at < filters.created_before)
+        if filters.subscriber_id is not None:
+            subscriber = str(filters.subscriber_id)
+            conditions.append(
+                or_(
+                    # the provisioning that created it (also after a rollback removed the row),
+                    Workflow.output["subscriber_id"].astext == subscriber,
+                    # workflows about an existing subscriber (deprovision, suspend, ...),
+                    Workflow.input["subscriber_id"].astext == subscriber,
+                    # and whatever workflow the subscriber row points to.
+                    Workflow.id.in_(
+                        select(Subscriber.workflow_id).where(
+                            Subscriber.id == filters.subscriber_id,
+                            Subscriber.tenant_id == tenant_id,
+                        )
+                    ),
+                )
+            )
+        return conditions
+
+    def statistics(
+        self, tenant_id: str, window: statistics.Window, workflow_type: str | None = None
+    ) -> statistics.Statistics:
+        with self._unit_of_work() as session:
+            return statistics.compute(session, tenant_id, window, workflow_type)
+
     def retry(self, tenant_id: str, workflow_id: uuid.UUID) -> Workflow:
         """Run a rolled-back workflow again as a new run, or finish a failed rollback."""
         try:
             with self._unit_of_work() as session:
                 workflow = self._locked(session, tenant_id, workflow_id)
                 if workflow.status == WorkflowStatus.ROLLED_BACK:
+                    self._check_plan_exists(session, workflow)
                     engine.start_new_run(
                         session, workflow, get_settings().workflow_deadline_seconds
                     )
@@ -276,6 +359,20 @@ class OrchestrationService:
                 raise InvalidTransition(f"a {workflow.status.value} workflow cannot be cancelled")
             engine.request_cancel(session, workflow)
         return workflow
+
+    @staticmethod
+    def _check_plan_exists(session: Session, workflow: Workflow) -> None:
+        """A new run provisions on the plan it was submitted with; it must still exist."""
+        plan_id = (workflow.input.get("plan") or {}).get("id")
+        if plan_id is None:
+            return
+        found = session.scalar(
+            select(ServicePlan.id)
+            .where(ServicePlan.id == plan_id, ServicePlan.tenant_id == workflow.tenant_id)
+            .with_for_update(read=True)
+        )
+        if found is None:
+            raise ConflictError(f"service plan {plan_id} of this workflow no longer exists")
 
     @staticmethod
     def _locked(session: Session, tenant_id: str, workflow_id: uuid.UUID) -> Workflow:

@@ -14,12 +14,33 @@ from orchestrator.service import OrchestrationService
 #: Bodies above this are refused with 413 before they are parsed.
 MAX_BODY_BYTES = 64 * 1024
 
+OPENAPI_CONFIG: dict[str, Any] = {
+    "API_TITLE": "ISP provisioning orchestrator",
+    "API_VERSION": "1",
+    "OPENAPI_VERSION": "3.0.3",
+    "OPENAPI_URL_PREFIX": "/api/v1",
+    "OPENAPI_JSON_PATH": "openapi.json",
+    # A browsable page; the browser fetches Swagger UI's assets from the CDN.
+    "OPENAPI_SWAGGER_UI_PATH": "docs",
+    "OPENAPI_SWAGGER_UI_URL": "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/",
+    "API_SPEC_OPTIONS": {
+        "info": {
+            "description": "Provision ISP subscribers across the database, FreeRADIUS, NetBox, "
+            "VOLTHA/ONOS and GenieACS, all or nothing. Authenticate with "
+            "`Authorization: Bearer <API key>`. Every error is "
+            '`{"error": {"code", "message", "details"}}`.'
+        },
+    },
+}
+
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app = Flask(__name__)
-    app.config.update(MAX_CONTENT_LENGTH=MAX_BODY_BYTES, JSON_SORT_KEYS=False)
+    app.config.update(MAX_CONTENT_LENGTH=MAX_BODY_BYTES, **OPENAPI_CONFIG)
     if test_config:
         app.config.update(test_config)
+    # Answers keep the order the schemas declare (id and status first), not alphabetical.
+    app.json.sort_keys = False  # type: ignore[attr-defined]
 
     settings = get_settings()
     dispatcher = app.config.get("DISPATCHER")
@@ -31,11 +52,21 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     broker = redis.Redis.from_url(settings.broker_url, socket_timeout=2, socket_connect_timeout=2)
     app.extensions["broker_ping"] = broker.ping
 
-    from webapp import api, health
+    from webapp import apikeys, health, plans, request_id, statistics, workflows
     from webapp.errors import register_error_handlers
+    from webapp.openapi import BEARER, SECURITY_SCHEME, Api
 
-    for blueprint in (health.blueprint, api.blueprint):
-        app.register_blueprint(blueprint)
+    api = Api(app)
+    api.spec.components.security_scheme(BEARER, SECURITY_SCHEME)
+    for blueprint in (
+        workflows.blueprint,
+        statistics.blueprint,
+        plans.blueprint,
+        apikeys.blueprint,
+    ):
+        api.register_blueprint(blueprint)
+    app.register_blueprint(health.blueprint)
+    request_id.init_app(app)
     register_error_handlers(app)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     return app

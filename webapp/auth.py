@@ -15,16 +15,31 @@ from webapp.errors import ApiError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+#: Longer "keys" are not ours: refuse them before hashing attacker-sized input.
+MAX_KEY_LENGTH = 200
+_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="orchestrator"'}
+
+
+class Unauthenticated(ApiError):
+    """Raised when a request carries no valid, unrevoked API key."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(401, "unauthenticated", message, headers=_CHALLENGE)
+
 
 def _principal_from_request() -> Principal:
     header = request.headers.get("Authorization", "")
     scheme, _, key = header.partition(" ")
-    if scheme.lower() != "bearer" or not key.strip():
-        raise ApiError(401, "unauthenticated", "send an API key as 'Authorization: Bearer <key>'")
+    key = key.strip()
+    if scheme.lower() != "bearer" or not key:
+        raise Unauthenticated("send an API key as 'Authorization: Bearer <key>'")
+    if len(key) > MAX_KEY_LENGTH:
+        raise Unauthenticated("the API key is not valid")
     with transaction() as session:
-        principal = authenticate(session, key.strip())
+        principal = authenticate(session, key)
     if principal is None:
-        raise ApiError(401, "unauthenticated", "the API key is not valid")
+        # Unknown and revoked keys get the same answer: nothing to learn from probing.
+        raise Unauthenticated("the API key is not valid")
     return principal
 
 

@@ -1,10 +1,9 @@
 """Domain errors become HTTP errors here, in one place, with one JSON shape:
-``{"error": {"code", "message", "details"}}``."""
+``{"error": {"code", "message", "details"}}``. Views raise; they never build error bodies."""
 
 from __future__ import annotations
 
 import logging
-import uuid
 from typing import Any
 
 from flask import Flask, Response, jsonify
@@ -13,33 +12,80 @@ from werkzeug.exceptions import HTTPException
 
 from orchestrator.errors import ConflictError, InvalidTransition, NotFound, ValidationError
 from orchestrator.service import IdempotencyMismatch
+from webapp.request_id import current_request_id
 
 log = logging.getLogger(__name__)
+
+# webargs reports problems per location ({"json": {...}, "query": {...}}); callers care about the
+# field, so the details are flattened, and a bad body or header gets its own code.
+_BAD_REQUEST_CODES = {"json": "malformed_json", "headers": "invalid_header"}
 
 
 class ApiError(Exception):
     """Raised by views for an HTTP error with a code and per-field details."""
 
     def __init__(
-        self, status: int, code: str, message: str, details: dict[str, Any] | None = None
+        self,
+        status: int,
+        code: str,
+        message: str,
+        details: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
         self.details = details or {}
+        self.headers = headers or {}
 
 
 def error_response(
-    status: int, code: str, message: str, details: dict[str, Any] | None = None
-) -> tuple[Response, int]:
-    return jsonify({"error": {"code": code, "message": message, "details": details or {}}}), status
+    status: int,
+    code: str,
+    message: str,
+    details: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+) -> tuple[Response, int, dict[str, str]]:
+    body = {"error": {"code": code, "message": message, "details": details or {}}}
+    return jsonify(body), status, headers or {}
+
+
+def _flatten(messages: dict[str, Any]) -> dict[str, Any]:
+    details: dict[str, Any] = {}
+    for location, problems in messages.items():
+        if isinstance(problems, dict):
+            details.update(problems)
+        else:
+            details[location if location != "json" else "body"] = problems
+    return details
+
+
+def _http_error(exc: HTTPException):  # type: ignore[no-untyped-def]
+    status = exc.code or 500
+    headers = {k: v for k, v in exc.get_headers() if k.lower() == "allow"}
+    data = getattr(exc, "data", None) or {}
+    messages = data.get("messages")
+    if isinstance(messages, dict):
+        # A request webargs could not parse or validate.
+        details = _flatten(messages)
+        if status == 422:
+            return error_response(422, "validation_error", "the request is invalid", details)
+        location = next(iter(messages), "")
+        code = _BAD_REQUEST_CODES.get(location, "bad_request")
+        message = "the body is not valid JSON" if location == "json" else "the request is invalid"
+        return error_response(status, code, message, details, headers)
+    code = (exc.name or "error").lower().replace(" ", "_")
+    message = data.get("message") or exc.description or exc.name
+    return error_response(status, code, message, data.get("errors"), headers)
 
 
 def register_error_handlers(app: Flask) -> None:
+    app.register_error_handler(HTTPException, _http_error)
+
     @app.errorhandler(ApiError)
     def _api_error(exc: ApiError):  # type: ignore[no-untyped-def]
-        return error_response(exc.status, exc.code, exc.message, exc.details)
+        return error_response(exc.status, exc.code, exc.message, exc.details, exc.headers)
 
     @app.errorhandler(SchemaError)
     def _schema_error(exc: SchemaError):  # type: ignore[no-untyped-def]
@@ -62,20 +108,16 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(ConflictError)
     def _conflict(exc: ConflictError):  # type: ignore[no-untyped-def]
-        return error_response(409, "conflict", str(exc))
+        return error_response(409, "conflict", str(exc), getattr(exc, "fields", None))
 
     @app.errorhandler(InvalidTransition)
     def _invalid_transition(exc: InvalidTransition):  # type: ignore[no-untyped-def]
         return error_response(409, "invalid_state", str(exc))
 
-    @app.errorhandler(HTTPException)
-    def _http(exc: HTTPException):  # type: ignore[no-untyped-def]
-        code = (exc.name or "error").lower().replace(" ", "_")
-        return error_response(exc.code or 500, code, exc.description or exc.name)
-
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):  # type: ignore[no-untyped-def]
-        request_id = uuid.uuid4().hex
+        request_id = current_request_id()
+        # The traceback goes to the log, under the id the client sees; never into the answer.
         log.exception("unhandled error, request_id=%s", request_id)
         return error_response(
             500,

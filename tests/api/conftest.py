@@ -1,0 +1,96 @@
+"""Fixtures of the API tests: keys of every role in two tenants, and an app whose dispatcher
+only records what it was asked to publish (for tests that need no worker)."""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import pytest
+
+from orchestrator import faults
+from orchestrator.db import transaction
+from orchestrator.models import ServicePlan
+from tests.api.helpers import make_key
+
+
+@pytest.fixture(autouse=True)
+def _no_leftover_faults() -> Iterator[None]:
+    yield
+    # Redis may be what a test took down.
+    with contextlib.suppress(Exception):
+        faults.clear()
+
+
+@dataclass
+class RecordingDispatcher:
+    """Publishes nothing; remembers which workflows it was asked to start or compensate."""
+
+    started: list[uuid.UUID] = field(default_factory=list)
+    compensated: list[uuid.UUID] = field(default_factory=list)
+
+    def start(self, workflow_id: uuid.UUID) -> None:
+        self.started.append(workflow_id)
+
+    def compensate(self, workflow_id: uuid.UUID) -> None:
+        self.compensated.append(workflow_id)
+
+
+@pytest.fixture(scope="session")
+def dispatcher() -> RecordingDispatcher:
+    return RecordingDispatcher()
+
+
+@pytest.fixture(scope="session")
+def api_app(database: str, dispatcher: RecordingDispatcher):  # type: ignore[no-untyped-def]
+    from webapp import create_app
+
+    return create_app({"TESTING": True, "DISPATCHER": dispatcher})
+
+
+@pytest.fixture
+def api(api_app):  # type: ignore[no-untyped-def]
+    """A client of the app without a worker (its dispatcher only records)."""
+    return api_app.test_client()
+
+
+@pytest.fixture(scope="session")
+def viewer_key(tenant: str) -> str:
+    return make_key(tenant, "viewer")
+
+
+@pytest.fixture(scope="session")
+def admin_key(tenant: str) -> str:
+    return make_key(tenant, "admin")
+
+
+@pytest.fixture(scope="session")
+def globex_key(tenant: str) -> str:
+    """An operator of the other tenant."""
+    return make_key("globex", "operator")
+
+
+@pytest.fixture(scope="session")
+def globex_admin_key(tenant: str) -> str:
+    return make_key("globex", "admin")
+
+
+@pytest.fixture(scope="session")
+def globex_plan(tenant: str) -> ServicePlan:
+    with transaction() as session:
+        row = ServicePlan(
+            tenant_id="globex",
+            name="globex-500",
+            download_mbps=500,
+            upload_mbps=250,
+            radius_group="globex-500",
+            ipv4_prefix="100.65.0.0/24",
+            s_tag=300,
+            c_tag=400,
+            tech_profile_id=64,
+        )
+        session.add(row)
+        session.flush()
+        return row

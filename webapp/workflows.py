@@ -1,0 +1,122 @@
+"""``/api/v1/orchestration``: submit a provisioning, list and read workflows, retry, cancel."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from flask import current_app, url_for
+from flask.views import MethodView
+
+from orchestrator.service import OrchestrationService, WorkflowFilter
+from webapp.auth import current_principal
+from webapp.openapi import Blueprint
+from webapp.schemas.workflows import (
+    PROVISION_EXAMPLE,
+    IdempotencyHeadersSchema,
+    ProvisionSubscriberSchema,
+    WorkflowDetailSchema,
+    WorkflowPageSchema,
+    WorkflowQuerySchema,
+    WorkflowSchema,
+)
+
+blueprint = Blueprint(
+    "orchestration",
+    __name__,
+    url_prefix="/api/v1/orchestration",
+    description="Provisioning workflows: submit, follow, retry, cancel.",
+)
+
+_LOCATION = {"Location": {"description": "the workflow's URL", "schema": {"type": "string"}}}
+
+
+def _service() -> OrchestrationService:
+    return current_app.extensions["orchestration_service"]
+
+
+@blueprint.route("/provision-subscriber", endpoint="provision_subscriber")
+class ProvisionSubscriber(MethodView):
+    @blueprint.requires("operator")
+    @blueprint.arguments(IdempotencyHeadersSchema, location="headers", error_status_code=400)
+    @blueprint.arguments(ProvisionSubscriberSchema, example=PROVISION_EXAMPLE)
+    @blueprint.response(202, WorkflowSchema, headers=_LOCATION)
+    @blueprint.alt_response(
+        200,
+        schema=WorkflowSchema,
+        headers=_LOCATION,
+        success=True,
+        description="the workflow an earlier request with this Idempotency-Key started",
+    )
+    @blueprint.errors(409, 413, 415)
+    def post(self, headers: dict[str, Any], body: dict[str, Any]) -> Any:
+        """Provision a subscriber everywhere, or nowhere.
+
+        Answers at once with the workflow (202); follow its Location. The same username or ONU
+        serial provisioned or in flight elsewhere is a 409, before any step runs.
+        """
+        principal = current_principal()
+        submission = _service().submit_provisioning(
+            principal.tenant_id,
+            body,
+            idempotency_key=headers.get("idempotency_key"),
+            api_key_id=principal.api_key_id,
+        )
+        workflow = submission.workflow
+        location = url_for(".workflow", workflow_id=workflow.id)
+        return workflow, (202 if submission.created else 200), {"Location": location}
+
+
+@blueprint.route("/workflows", endpoint="workflows")
+class Workflows(MethodView):
+    @blueprint.requires("viewer")
+    @blueprint.arguments(WorkflowQuerySchema, location="query", unknown="raise")
+    @blueprint.response(200, WorkflowPageSchema)
+    def get(self, query: dict[str, Any]) -> Any:
+        """The tenant's workflows, newest first, filtered and paginated."""
+        filters = WorkflowFilter(
+            statuses=tuple(query.get("status") or ()),
+            workflow_type=query.get("workflow_type"),
+            created_after=query.get("created_after"),
+            created_before=query.get("created_before"),
+            subscriber_id=query.get("subscriber_id"),
+        )
+        return _service().list_workflows(
+            current_principal().tenant_id, filters, limit=query["limit"], offset=query["offset"]
+        )
+
+
+@blueprint.route("/workflows/<uuid:workflow_id>", endpoint="workflow")
+class WorkflowDetail(MethodView):
+    @blueprint.requires("viewer")
+    @blueprint.response(200, WorkflowDetailSchema)
+    @blueprint.errors(404)
+    def get(self, workflow_id: uuid.UUID) -> Any:
+        """A workflow with every step (attempts, timings, errors) and its event log."""
+        return _service().get_workflow(current_principal().tenant_id, workflow_id)
+
+
+@blueprint.route("/workflows/<uuid:workflow_id>/retry", endpoint="retry")
+class Retry(MethodView):
+    @blueprint.requires("operator")
+    @blueprint.response(202, WorkflowSchema)
+    @blueprint.errors(404, 409)
+    def post(self, workflow_id: uuid.UUID) -> Any:
+        """Run a rolled-back workflow again (a new run), or finish a failed rollback.
+
+        Any other state is a 409.
+        """
+        return _service().retry(current_principal().tenant_id, workflow_id)
+
+
+@blueprint.route("/workflows/<uuid:workflow_id>/cancel", endpoint="cancel")
+class Cancel(MethodView):
+    @blueprint.requires("operator")
+    @blueprint.response(202, WorkflowSchema)
+    @blueprint.errors(404, 409)
+    def post(self, workflow_id: uuid.UUID) -> Any:
+        """Stop a pending or running workflow at the next step boundary and undo what it did.
+
+        It ends ``compensated``. A finished workflow is a 409.
+        """
+        return _service().cancel(current_principal().tenant_id, workflow_id)
