@@ -135,6 +135,24 @@ class SagaTask(Task):
             compensation=step.compensation or {},
         )
 
+    def _claim(self, workflow_id: uuid.UUID, step_name: str) -> Claimed | None:
+        raise NotImplementedError
+
+    def _claim_or_wait(self, workflow_id: uuid.UUID, step_name: str) -> Claimed | None:
+        """Claim the step; while our own database is unreachable, wait for it instead.
+
+        No attempt has started yet, so nothing is counted and nothing needs undoing: the same
+        message comes back later (Celery's retry keeps the rest of the chain).
+        """
+        try:
+            return self._claim(workflow_id, step_name)
+        except OperationalError as exc:
+            delay = backoff(self.request.retries + 1)
+            log.warning(
+                "%s of %s: database unavailable, retry in %.1fs", step_name, workflow_id, delay
+            )
+            raise self.retry(countdown=delay, exc=exc) from exc
+
     def _relock(self, session: Any, ctx: StepContext) -> tuple[Workflow, WorkflowStep]:
         """Lock the rows again after the external call, checking that our lease still holds."""
         workflow = engine.lock_workflow(session, ctx.workflow_id)
@@ -158,8 +176,7 @@ class ForwardStepTask(SagaTask):
     throws = (StepFailed, WorkflowCancelled)
 
     def run(self, workflow_id: str, step_name: str) -> None:
-        workflow_uuid = uuid.UUID(workflow_id)
-        claimed = self._claim(workflow_uuid, step_name)
+        claimed = self._claim_or_wait(uuid.UUID(workflow_id), step_name)
         if claimed is None:
             return  # already done or skipped: the chain goes on
         try:
@@ -307,8 +324,7 @@ class CompensationTask(SagaTask):
     leased_status = StepStatus.COMPENSATING
 
     def run(self, workflow_id: str, step_name: str) -> None:
-        workflow_uuid = uuid.UUID(workflow_id)
-        claimed = self._claim(workflow_uuid, step_name)
+        claimed = self._claim_or_wait(uuid.UUID(workflow_id), step_name)
         if claimed is None:
             return
         ctx = claimed.ctx

@@ -32,7 +32,11 @@ def start_rollback(workflow_id: uuid.UUID, reason: str | None = None) -> bool:
                 error = failed[0].error or {}
                 reason = f"step {failed[0].name} failed: {error.get('message', 'unknown error')}"
             else:
-                reason = "workflow failed"
+                # The chain broke without a step failing (an infrastructure error around a
+                # task, not in a step): rolling back would undo good work. The sweeper
+                # re-drives the workflow once it has been quiet for a while.
+                log.warning("workflow %s: chain error without a failed step", workflow_id)
+                return False
         if not engine.begin_rollback(session, workflow, reason):
             return False
     dispatcher.compensate(workflow_id)

@@ -66,3 +66,15 @@ def test_a_workflow_past_its_deadline_is_compensated(worker, tenant, plan):
     assert wait_terminal(workflow_id, timeout=30).value == "rolled_back"
     detail = [e.message for e in events(workflow_id, ["workflow_status"])]
     assert "deadline exceeded" in detail
+
+
+def test_a_chain_error_without_a_failed_step_does_not_roll_back(worker, celery_app, tenant, plan):
+    # Given a workflow whose chain broke around a task (no step failed, no cancel)
+    workflow_id = submit_lost(tenant, plan.id)
+
+    # When the on-error link fires anyway
+    celery_app.signature("tasks.saga.on_step_failed", (str(workflow_id),)).apply_async()
+
+    # Then nothing is undone: the sweeper re-drives it to completion instead
+    assert wait_terminal(workflow_id, timeout=30).value == "completed"
+    assert not events(workflow_id, ["compensation_started"])
