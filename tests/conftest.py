@@ -77,6 +77,7 @@ from orchestrator import migrate  # noqa: E402 - after the environment is set
 from orchestrator.apikeys import create_key, ensure_tenant  # noqa: E402
 from orchestrator.db import transaction  # noqa: E402
 from orchestrator.models import ServicePlan  # noqa: E402
+from tests.support.plans import create_plan  # noqa: E402
 from tests.support.processes import BeatProcess, WorkerProcess  # noqa: E402
 from tests.support.simulator_process import SimulatorHandle, start_simulators  # noqa: E402
 
@@ -146,21 +147,7 @@ def tenant(database: str) -> str:
 
 @pytest.fixture(scope="session")
 def plan(tenant: str) -> ServicePlan:
-    with transaction() as session:
-        row = ServicePlan(
-            tenant_id=tenant,
-            name="fiber-300",
-            download_mbps=300,
-            upload_mbps=100,
-            radius_group="acme-fiber-300",
-            ipv4_prefix="100.64.0.0/24",
-            s_tag=100,
-            c_tag=200,
-            tech_profile_id=64,
-        )
-        session.add(row)
-        session.flush()
-        return row
+    return create_plan(tenant, "fiber-300", download_mbps=300, upload_mbps=100)
 
 
 @pytest.fixture(scope="session")

@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 import pytest
 
 from orchestrator import faults
-from orchestrator.db import transaction
 from orchestrator.models import ServicePlan
 from tests.api.helpers import make_key
+from tests.support.plans import create_plan
 
 
 @pytest.fixture(autouse=True)
@@ -79,18 +79,13 @@ def globex_admin_key(tenant: str) -> str:
 
 @pytest.fixture(scope="session")
 def globex_plan(tenant: str) -> ServicePlan:
-    with transaction() as session:
-        row = ServicePlan(
-            tenant_id="globex",
-            name="globex-500",
-            download_mbps=500,
-            upload_mbps=250,
-            radius_group="globex-500",
-            ipv4_prefix="100.65.0.0/24",
-            s_tag=300,
-            c_tag=400,
-            tech_profile_id=64,
-        )
-        session.add(row)
-        session.flush()
-        return row
+    return create_plan(
+        "globex",
+        "globex-500",
+        download_mbps=500,
+        upload_mbps=250,
+        radius_group="globex-500",
+        ipv4_prefix="100.65.0.0/24",
+        s_tag=300,
+        c_tag=400,
+    )
