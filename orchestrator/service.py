@@ -22,7 +22,7 @@ from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, raiseload
 
-from orchestrator import engine, statistics
+from orchestrator import engine, plans, statistics
 from orchestrator.config import get_settings
 from orchestrator.db import transaction
 from orchestrator.definitions import PROVISION_SUBSCRIBER
@@ -43,6 +43,8 @@ class Dispatcher(Protocol):
     def start(self, workflow_id: uuid.UUID) -> None: ...
 
     def compensate(self, workflow_id: uuid.UUID) -> None: ...
+
+    def sync_plan(self, plan_id: int) -> None: ...
 
 
 class IdempotencyMismatch(ConflictError):
@@ -384,3 +386,11 @@ class OrchestrationService:
         if workflow is None:
             raise NotFound(f"workflow {workflow_id} not found")
         return workflow
+
+    def update_plan(self, tenant_id: str, plan_id: int, changes: dict[str, Any]) -> ServicePlan:
+        """Change a plan; new speeds reach every subscriber of it through its RADIUS group."""
+        with self._unit_of_work() as session:
+            plan = plans.update_plan(session, tenant_id, plan_id, changes)
+        if {"download_mbps", "upload_mbps"} & changes.keys():
+            self._dispatcher.sync_plan(plan.id)
+        return plan

@@ -83,6 +83,9 @@ class CeleryDispatcher:
         if canvas is not None:
             canvas.apply_async()
 
+    def sync_plan(self, plan_id: int) -> None:
+        app.signature("tasks.radius.sync_plan_group", args=(plan_id,)).apply_async()
+
     def compensate(self, workflow_id: uuid.UUID) -> None:
         with transaction() as session:
             workflow = session.get(Workflow, workflow_id)

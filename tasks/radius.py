@@ -1,5 +1,14 @@
-"""Step and compensation tasks for FreeRADIUS (queue ``radius``)."""
+"""Step and compensation tasks for FreeRADIUS (queue ``radius``), and plan group updates."""
 
+from functools import cache
+
+from sqlalchemy.exc import OperationalError
+
+from orchestrator.config import get_settings
+from orchestrator.db import transaction
+from orchestrator.errors import TransientError
+from orchestrator.integrations.radius import RadiusStore, plan_group_attributes
+from orchestrator.models import ServicePlan
 from orchestrator.steps.radius import CreateRadiusAccount
 from tasks.app import app
 from tasks.base import compensation_task, step_task
@@ -8,3 +17,29 @@ _account = CreateRadiusAccount()
 
 create_account = step_task(app, "tasks.radius.create_account", _account)
 delete_account = compensation_task(app, "tasks.radius.delete_account", _account)
+
+
+@cache
+def _store() -> RadiusStore:
+    return RadiusStore.from_settings(get_settings())
+
+
+@app.task(
+    name="tasks.radius.sync_plan_group",
+    autoretry_for=(TransientError, OperationalError),
+    retry_backoff=True,
+    retry_backoff_max=300,
+    max_retries=None,
+)
+def sync_plan_group(plan_id: int) -> None:
+    """Write the plan's current speeds into its RADIUS group (idempotent: a full rewrite).
+
+    Reads the plan when it runs, so of several quick edits the last one wins.
+    """
+    with transaction() as session:
+        plan = session.get(ServicePlan, plan_id)
+        if plan is None:
+            return  # deleted since: nothing subscribes to its group any more
+        group = plan.radius_group
+        attributes = plan_group_attributes(plan.download_mbps, plan.upload_mbps)
+    _store().ensure_group(group, attributes)

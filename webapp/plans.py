@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import url_for
+from flask import current_app, url_for
 from flask.views import MethodView
 
 from orchestrator import plans
@@ -70,10 +70,11 @@ class Plan(MethodView):
     def patch(self, body: dict[str, Any], plan_id: int) -> Any:
         """Change some fields. Workflows keep the plan as it was when they were submitted.
 
-        The RADIUS group of a plan in use cannot change (409).
+        New speeds reach the plan's subscribers through its RADIUS group (asynchronously, on
+        their next authentication). The RADIUS group of a plan in use cannot change (409).
         """
-        with transaction() as session:
-            return plans.update_plan(session, current_principal().tenant_id, plan_id, body)
+        service = current_app.extensions["orchestration_service"]
+        return service.update_plan(current_principal().tenant_id, plan_id, body)
 
     @blueprint.requires("admin")
     @blueprint.response(204)

@@ -93,6 +93,18 @@ class RadiusStore:
                     {"g": group, "a": attr.attribute, "o": attr.op, "v": attr.value},
                 )
 
+    def group_attributes(self, group: str) -> list[RadiusAttribute]:
+        """The reply attributes FreeRADIUS gives every member of ``group``."""
+        with self._transaction("group_attributes") as conn:
+            rows = conn.execute(
+                text(
+                    "SELECT attribute, op, value FROM radgroupreply "
+                    "WHERE groupname = :g ORDER BY id"
+                ),
+                {"g": group},
+            )
+            return [RadiusAttribute(*row) for row in rows]
+
     def owner_of(self, username: str) -> str | None:
         with self._transaction("owner_of") as conn:
             return conn.execute(

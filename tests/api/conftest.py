@@ -26,16 +26,20 @@ def _no_leftover_faults() -> Iterator[None]:
 
 @dataclass
 class RecordingDispatcher:
-    """Publishes nothing; remembers which workflows it was asked to start or compensate."""
+    """Publishes nothing; remembers which workflows (and plans) it was asked to act on."""
 
     started: list[uuid.UUID] = field(default_factory=list)
     compensated: list[uuid.UUID] = field(default_factory=list)
+    synced_plans: list[int] = field(default_factory=list)
 
     def start(self, workflow_id: uuid.UUID) -> None:
         self.started.append(workflow_id)
 
     def compensate(self, workflow_id: uuid.UUID) -> None:
         self.compensated.append(workflow_id)
+
+    def sync_plan(self, plan_id: int) -> None:
+        self.synced_plans.append(plan_id)
 
 
 @pytest.fixture(scope="session")

@@ -25,6 +25,9 @@ class LostMessages:
     def compensate(self, workflow_id: uuid.UUID) -> None:
         pass
 
+    def sync_plan(self, plan_id: int) -> None:
+        pass
+
 
 def submit_lost(tenant: str, plan_id: int) -> uuid.UUID:
     service = OrchestrationService(LostMessages())
