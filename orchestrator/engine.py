@@ -181,6 +181,8 @@ def lock_step(session: Session, workflow_id: uuid.UUID, name: str) -> WorkflowSt
         select(WorkflowStep)
         .where(WorkflowStep.workflow_id == workflow_id, WorkflowStep.name == name)
         .with_for_update()
+        # The row as it is now that we hold its lock, not as an earlier load saw it.
+        .execution_options(populate_existing=True)
     ).one()
 
 
@@ -218,6 +220,15 @@ def decide_forward(
         return Claim.CONTINUE, None
     if step.status not in (StepStatus.PENDING, StepStatus.RUNNING):
         return Claim.STEP_ASIDE, f"step is {step.status.value}"
+    unfinished = [
+        s.name
+        for s in workflow.steps
+        if s.position < step.position and s.status not in (StepStatus.COMPLETED, StepStatus.SKIPPED)
+    ]
+    if unfinished:
+        # A stale copy (an earlier run's redelivered message, a duplicate chain) must not run
+        # a step before the ones it builds on.
+        return Claim.STEP_ASIDE, f"out of order: {unfinished[0]} has not finished"
     if (
         step.status == StepStatus.RUNNING
         and lease_is_live(step, now)
@@ -375,6 +386,14 @@ def decide_compensation(
         return Claim.STEP_ASIDE, f"workflow is {workflow.status.value}"
     if not needs_compensation(step, step_def):
         return Claim.CONTINUE, None
+    later = [
+        s.name
+        for s in compensation_plan(workflow)
+        if s.position > step.position and s.status != StepStatus.COMPENSATION_FAILED
+    ]
+    if later:
+        # Undo runs last-first (billing before subscriber, or the foreign key refuses).
+        return Claim.STEP_ASIDE, f"out of order: {later[0]} is not undone yet"
     if (
         step.status == StepStatus.COMPENSATING
         and lease_is_live(step, now)

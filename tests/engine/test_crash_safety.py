@@ -74,3 +74,30 @@ def test_same_step_delivered_twice_creates_one_account(
     )
     assert our_rows(workflow_id) == {"customers": 1, "subscribers": 1, "billing_services": 1}
     assert all(s.attempts == 1 for s in steps(workflow_id).values() if s.status.value != "skipped")
+
+
+def test_a_stale_message_for_a_later_step_waits_its_turn(
+    client, worker, celery_app, plan, operator_key
+):
+    # Given a workflow busy with its first step
+    faults.arm("create_customer", ["slow"])
+    body = provision_body(plan.id)
+    workflow_id, _ = submit(client, operator_key, body)
+    wait_until(lambda: step_running(workflow_id, "create_customer"), 30, "the first step to run")
+
+    # When a copy of a later step's message arrives early (say, redelivered from an earlier run)
+    celery_app.signature(
+        "tasks.netbox.allocate_ip", args=(str(workflow_id), "allocate_ip")
+    ).apply_async()
+
+    # Then it steps aside, and the workflow runs in order and completes
+    wait_until(
+        lambda: any(
+            "out of order" in (e.message or "")
+            for e in events(workflow_id, ["delivery_stepped_aside"])
+        ),
+        30,
+        "the early copy to step aside",
+    )
+    assert wait_terminal(workflow_id).value == "completed"
+    assert steps(workflow_id)["allocate_ip"].attempts == 1
