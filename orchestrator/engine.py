@@ -212,12 +212,23 @@ def lease_is_live(step: WorkflowStep, now: datetime) -> bool:
 
 
 def decide_forward(
-    workflow: Workflow, step: WorkflowStep, step_def: StepDefinition, lease: Lease, now: datetime
+    workflow: Workflow,
+    step: WorkflowStep,
+    step_def: StepDefinition,
+    lease: Lease,
+    now: datetime,
+    *,
+    holder_gone: bool = False,
 ) -> tuple[Claim, str | None]:
+    """``holder_gone``: the process holding the step's lease is known to be dead, so the lease
+    counts as expired (every other check still applies: attempts, deadline, cancel)."""
     if workflow.status not in FORWARD_WORKFLOW_STATUSES:
         return Claim.STEP_ASIDE, f"workflow is {workflow.status.value}"
     if step.status in (StepStatus.COMPLETED, StepStatus.SKIPPED):
         return Claim.CONTINUE, None
+    if step.status == StepStatus.FAILED:
+        # Failed for good, yet the workflow still runs: the on-error link was lost.
+        return Claim.FAIL, "the step had already failed"
     if step.status not in (StepStatus.PENDING, StepStatus.RUNNING):
         return Claim.STEP_ASIDE, f"step is {step.status.value}"
     unfinished = [
@@ -232,7 +243,8 @@ def decide_forward(
     if (
         step.status == StepStatus.RUNNING
         and lease_is_live(step, now)
-        and (step.lease_owner != lease.owner)
+        and step.lease_owner != lease.owner
+        and not holder_gone
     ):
         return Claim.STEP_ASIDE, f"leased by {step.lease_owner}"
     if workflow.cancel_requested_at is not None:
@@ -381,6 +393,8 @@ def decide_compensation(
     step_def: StepDefinition,
     lease: Lease,
     now: datetime,
+    *,
+    holder_gone: bool = False,
 ) -> tuple[Claim, str | None]:
     if workflow.status != WorkflowStatus.ROLLING_BACK:
         return Claim.STEP_ASIDE, f"workflow is {workflow.status.value}"
@@ -397,9 +411,15 @@ def decide_compensation(
     if (
         step.status == StepStatus.COMPENSATING
         and lease_is_live(step, now)
-        and (step.lease_owner != lease.owner)
+        and step.lease_owner != lease.owner
+        and not holder_gone
     ):
         return Claim.STEP_ASIDE, f"leased by {step.lease_owner}"
+    if step.compensation_attempts >= step_def.compensation_max_attempts:
+        return Claim.FAIL, (
+            f"no compensation attempts left "
+            f"({step.compensation_attempts}/{step_def.compensation_max_attempts})"
+        )
     return Claim.RUN, None
 
 
@@ -466,10 +486,13 @@ def fail_compensation(
 
 
 def finalize_rollback(session: Session, workflow: Workflow) -> WorkflowStatus | None:
-    """Settle a rolling-back workflow once its compensations have run. None if not applicable."""
+    """Settle a rolling-back workflow once its compensations have run. None if not applicable
+    (not rolling back, or some undo has not run yet: a stale finalizer must not judge)."""
     if workflow.status != WorkflowStatus.ROLLING_BACK:
         return None
     leftovers = compensation_plan(workflow)
+    if any(s.status != StepStatus.COMPENSATION_FAILED for s in leftovers):
+        return None
     if leftovers:
         workflow.error = {
             **(workflow.error or {}),
@@ -493,14 +516,29 @@ def finalize_rollback(session: Session, workflow: Workflow) -> WorkflowStatus | 
         )
         # Claims stay: the resources left behind still hold the username and serial.
         return WorkflowStatus.FAILED
-    final = (
-        WorkflowStatus.COMPENSATED
-        if workflow.cancel_requested_at is not None
-        else WorkflowStatus.ROLLED_BACK
-    )
+    # Nothing is left behind any more (a retried rollback may have finished the job).
+    workflow.error = {k: v for k, v in (workflow.error or {}).items() if k != "left_behind"}
+    cancelled = workflow.cancel_requested_at is not None and not _a_step_failed(session, workflow)
+    final = WorkflowStatus.COMPENSATED if cancelled else WorkflowStatus.ROLLED_BACK
     set_workflow_status(session, workflow, final)
     release_claims(session, workflow)
     return final
+
+
+def _a_step_failed(session: Session, workflow: Workflow) -> bool:
+    """Whether this run's rollback began with a step failing (not only with a cancel)."""
+    return (
+        session.scalar(
+            select(
+                exists().where(
+                    WorkflowEvent.workflow_id == workflow.id,
+                    WorkflowEvent.run == workflow.run,
+                    WorkflowEvent.kind == "step_failed",
+                )
+            )
+        )
+        or False
+    )
 
 
 def release_claims(session: Session, workflow: Workflow) -> None:

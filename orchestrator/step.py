@@ -10,11 +10,12 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, ClassVar
 
 from sqlalchemy.orm import Session
 
-from orchestrator.vault import Secrets
+from orchestrator.vault import Secrets, unseal
 
 
 @dataclass(frozen=True)
@@ -26,13 +27,19 @@ class StepContext:
     attempt: int
     #: The workflow's input merged with what earlier steps added to its context.
     data: Mapping[str, Any]
-    secrets: Secrets
+    #: The workflow's encrypted secrets; opened only by a step that reads :attr:`secrets`.
+    sealed_secrets: bytes | None = None
     #: What :meth:`Step.plan` recorded before the first attempt.
     intent: Mapping[str, Any] = field(default_factory=dict)
     #: What :meth:`Step.execute` returned for compensation (empty if it never finished).
     compensation: Mapping[str, Any] = field(default_factory=dict)
     #: Only for local steps: the transaction that also records the step's result.
     session: Session | None = None
+
+    @cached_property
+    def secrets(self) -> Secrets:
+        # Lazily: a compensation never needs the password, so a key problem cannot block one.
+        return unseal(self.sealed_secrets)
 
     @property
     def idempotency_key(self) -> str:

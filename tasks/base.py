@@ -9,9 +9,7 @@ step row's lease: a copy that finds a live lease of a living owner steps aside.
 from __future__ import annotations
 
 import logging
-import os
 import random
-import socket
 import uuid
 from dataclasses import dataclass, replace
 from typing import Any
@@ -23,11 +21,12 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from orchestrator import engine, faults
 from orchestrator.config import get_settings
 from orchestrator.db import transaction
-from orchestrator.definitions import StepDefinition
+from orchestrator.definitions import StepDefinition, registry
 from orchestrator.errors import IntegrationError
-from orchestrator.models import StepStatus, Workflow, WorkflowStep
+from orchestrator.models import StepStatus, Workflow, WorkflowStatus, WorkflowStep
 from orchestrator.step import Step, StepContext
-from orchestrator.vault import VaultError, unseal
+from orchestrator.vault import VaultError
+from tasks.holder import current_holder, holder_is_gone
 
 log = logging.getLogger(__name__)
 
@@ -82,23 +81,6 @@ def classify(exc: BaseException) -> tuple[bool, dict[str, Any]]:
     return False, {"type": type(exc).__name__, "message": str(exc)[:500]}
 
 
-def _owner_is_dead(owner: str | None) -> bool:
-    """True when the lease holder was a process on this host that no longer exists."""
-    if not owner:
-        return True
-    host, _, rest = owner.partition(":")
-    pid_text = rest.split(":", 1)[0]
-    if host != socket.gethostname() or not pid_text.isdigit():
-        return False
-    try:
-        os.kill(int(pid_text), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
-
-
 @dataclass(frozen=True)
 class Claimed:
     ctx: StepContext
@@ -116,7 +98,7 @@ class SagaTask(Task):
     max_retries = None
 
     def lease_owner(self) -> str:
-        return f"{socket.gethostname()}:{os.getpid()}:{self.request.id}"
+        return current_holder(self.request.id)
 
     def _lease(self, step_def: StepDefinition) -> engine.Lease:
         return engine.Lease(owner=self.lease_owner(), seconds=lease_seconds(step_def))
@@ -130,7 +112,7 @@ class SagaTask(Task):
             run=workflow.run,
             attempt=attempt,
             data={**workflow.input, **workflow.context},
-            secrets=unseal(workflow.secrets),
+            sealed_secrets=workflow.secrets,
             intent=step.intent or {},
             compensation=step.compensation or {},
         )
@@ -146,12 +128,24 @@ class SagaTask(Task):
         """
         try:
             return self._claim(workflow_id, step_name)
+        except (Ignore, Retry, StepFailed, WorkflowCancelled):
+            raise
         except OperationalError as exc:
             delay = backoff(self.request.retries + 1)
             log.warning(
                 "%s of %s: database unavailable, retry in %.1fs", step_name, workflow_id, delay
             )
             raise self.retry(countdown=delay, exc=exc) from exc
+        except Exception as exc:
+            # A defect or a bad deploy (secrets that do not open, a definition that changed)
+            # met while claiming: recorded on the step, so the workflow settles, not loops.
+            log.exception("%s of %s could not be claimed", step_name, workflow_id)
+            return self._claim_failed(workflow_id, step_name, exc)
+
+    def _claim_failed(
+        self, workflow_id: uuid.UUID, step_name: str, exc: Exception
+    ) -> Claimed | None:
+        raise NotImplementedError
 
     def _relock(self, session: Any, ctx: StepContext) -> tuple[Workflow, WorkflowStep]:
         """Lock the rows again after the external call, checking that our lease still holds."""
@@ -200,6 +194,19 @@ class ForwardStepTask(SagaTask):
             raise stop
         return claimed
 
+    def _claim_failed(
+        self, workflow_id: uuid.UUID, step_name: str, exc: Exception
+    ) -> Claimed | None:
+        _, error = classify(exc)
+        with transaction() as session:
+            workflow = engine.lock_workflow(session, workflow_id)
+            if workflow is None or workflow.status not in engine.FORWARD_WORKFLOW_STATUSES:
+                raise Ignore()
+            step = engine.lock_step(session, workflow_id, step_name)
+            if step.status in (StepStatus.PENDING, StepStatus.RUNNING):
+                engine.fail_step(session, workflow, step, error)
+        raise StepFailed(f"{step_name}: {error['message']}") from exc
+
     def _decide(
         self, session: Any, workflow_id: uuid.UUID, step_name: str
     ) -> tuple[Claimed | None, Exception | None]:
@@ -211,21 +218,10 @@ class ForwardStepTask(SagaTask):
         step = engine.lock_step(session, workflow_id, step_name)
         step_def = engine.definition_of(workflow).step(step_name)
         lease = self._lease(step_def)
-        decision, reason = engine.decide_forward(workflow, step, step_def, lease, now)
-        if (
-            decision == engine.Claim.STEP_ASIDE
-            and workflow.status in engine.FORWARD_WORKFLOW_STATUSES
-            and step.status == StepStatus.RUNNING
-            and _owner_is_dead(step.lease_owner)
-        ):
-            decision = engine.Claim.RUN
-            engine.record_event(
-                session,
-                workflow,
-                "lease_taken_over",
-                step=step,
-                message=f"previous holder {step.lease_owner} is gone",
-            )
+        holder_gone = holder_is_gone(step.lease_owner)
+        decision, reason = engine.decide_forward(
+            workflow, step, step_def, lease, now, holder_gone=holder_gone
+        )
         if decision == engine.Claim.CONTINUE:
             return None, None
         if decision == engine.Claim.STEP_ASIDE:
@@ -239,8 +235,18 @@ class ForwardStepTask(SagaTask):
             engine.record_event(session, workflow, "cancel_honoured", step=step)
             return None, WorkflowCancelled(f"workflow {workflow_id} cancelled at {step_name}")
         if decision == engine.Claim.FAIL:
-            engine.fail_step(session, workflow, step, {"type": "Exhausted", "message": reason})
+            if step.status != StepStatus.FAILED:
+                engine.fail_step(session, workflow, step, {"type": "Exhausted", "message": reason})
+            # Raised again for a step already failed: its on-error link may have been lost.
             return None, StepFailed(f"{step_name}: {reason}")
+        if step.status == StepStatus.RUNNING and engine.lease_is_live(step, now):
+            engine.record_event(
+                session,
+                workflow,
+                "lease_taken_over",
+                step=step,
+                message=f"previous holder {step.lease_owner} is gone",
+            )
         ctx = self._context(workflow, step, step.attempts + 1)
         skip_reason = self.behaviour.skip(ctx)
         if skip_reason:
@@ -366,6 +372,18 @@ class CompensationTask(SagaTask):
             )
         raise self.retry(countdown=wait)
 
+    def _claim_failed(
+        self, workflow_id: uuid.UUID, step_name: str, exc: Exception
+    ) -> Claimed | None:
+        _, error = classify(exc)
+        with transaction() as session:
+            workflow = engine.lock_workflow(session, workflow_id)
+            if workflow is None or workflow.status != WorkflowStatus.ROLLING_BACK:
+                raise Ignore()
+            step = engine.lock_step(session, workflow_id, step_name)
+            engine.fail_compensation(session, workflow, step, error)
+        return None  # recorded; the rest of the undo still runs
+
     def _decide(
         self,
         session: Any,
@@ -375,18 +393,19 @@ class CompensationTask(SagaTask):
         now: Any,
     ) -> Claimed | None:
         lease = self._lease(step_def)
-        decision, reason = engine.decide_compensation(workflow, step, step_def, lease, now)
-        if (
-            decision == engine.Claim.STEP_ASIDE
-            and step.status == StepStatus.COMPENSATING
-            and (_owner_is_dead(step.lease_owner))
-        ):
-            decision = engine.Claim.RUN
+        decision, reason = engine.decide_compensation(
+            workflow, step, step_def, lease, now, holder_gone=holder_is_gone(step.lease_owner)
+        )
         if decision == engine.Claim.CONTINUE:
             return None
         if decision == engine.Claim.STEP_ASIDE:
             log.info("compensation %s of %s steps aside: %s", step.name, workflow.id, reason)
             raise Ignore()
+        if decision == engine.Claim.FAIL:
+            engine.fail_compensation(
+                session, workflow, step, {"type": "Exhausted", "message": reason}
+            )
+            return None  # recorded; the rest of the undo still runs
         engine.start_compensation(session, workflow, step, lease, now)
         ctx = self._context(workflow, step, step.compensation_attempts)
         return Claimed(ctx=ctx, step_def=step_def)
@@ -396,7 +415,7 @@ class CompensationTask(SagaTask):
         """Seconds to wait while a forward attempt of this step may still act, else None."""
         if step.status != StepStatus.RUNNING or not engine.lease_is_live(step, now):
             return None
-        if _owner_is_dead(step.lease_owner):
+        if holder_is_gone(step.lease_owner):
             return None
         return (step.lease_expires_at - now).total_seconds() + 1  # type: ignore[operator]
 
@@ -421,16 +440,31 @@ class CompensationTask(SagaTask):
         )
 
 
+def _default_limits(task_name: str) -> dict[str, float]:
+    """Time limits for a message published without its own (by hand, from Flower): the
+    longest any definition gives this task, so no attempt can outlive its lease."""
+    timeouts = [
+        step.timeout
+        for definition in registry
+        for step in definition.steps
+        if task_name in (step.task, step.compensation)
+    ]
+    if not timeouts:
+        return {}
+    soft = min(max(timeouts), get_settings().step_timeout_cap)
+    return {"soft_time_limit": soft, "time_limit": soft + GRACE_SECONDS}
+
+
 def step_task(app: Celery, name: str, behaviour: Step) -> Task:
     """Register the forward task ``name`` running ``behaviour``."""
-    cls = type(_class_name(name), (ForwardStepTask,), {"name": name, "behaviour": behaviour})
-    return app.register_task(cls())
+    attributes = {"name": name, "behaviour": behaviour, **_default_limits(name)}
+    return app.register_task(type(_class_name(name), (ForwardStepTask,), attributes)())
 
 
 def compensation_task(app: Celery, name: str, behaviour: Step) -> Task:
     """Register the compensation task ``name`` undoing ``behaviour``."""
-    cls = type(_class_name(name), (CompensationTask,), {"name": name, "behaviour": behaviour})
-    return app.register_task(cls())
+    attributes = {"name": name, "behaviour": behaviour, **_default_limits(name)}
+    return app.register_task(type(_class_name(name), (CompensationTask,), attributes)())
 
 
 def _class_name(task_name: str) -> str:

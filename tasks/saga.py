@@ -6,6 +6,8 @@ import logging
 import uuid
 from collections.abc import Callable
 
+from sqlalchemy.exc import OperationalError
+
 from orchestrator import engine
 from orchestrator.config import get_settings
 from orchestrator.db import transaction
@@ -43,7 +45,13 @@ def start_rollback(workflow_id: uuid.UUID, reason: str | None = None) -> bool:
     return True
 
 
-@app.task(name="tasks.saga.on_step_failed")
+@app.task(
+    name="tasks.saga.on_step_failed",
+    autoretry_for=(OperationalError,),
+    retry_backoff=True,
+    retry_backoff_max=60,
+    max_retries=None,
+)
 def on_step_failed(workflow_id: str) -> None:
     """The chain's on-error link.
 
@@ -62,9 +70,17 @@ def complete_workflow(workflow_id: str) -> None:
         if not engine.all_steps_done(workflow):
             # A duplicate chain overtook a step still in flight; the real chain finishes it.
             return
-        engine.complete_workflow(session, workflow)
-        # The password now lives where it belongs (RADIUS, the CPE); we keep no copy.
-        workflow.secrets = None
+        cancelled = workflow.cancel_requested_at is not None
+        if cancelled:
+            # The cancel came while the last step ran: this is the boundary it stops at.
+            engine.record_event(session, workflow, "cancel_honoured")
+            engine.begin_rollback(session, workflow, "cancelled by an operator")
+        else:
+            engine.complete_workflow(session, workflow)
+            # The password now lives where it belongs (RADIUS, the CPE); we keep no copy.
+            workflow.secrets = None
+    if cancelled:
+        dispatcher.compensate(uuid.UUID(workflow_id))
 
 
 @app.task(name="tasks.saga.finalize_rollback")

@@ -78,11 +78,21 @@ class RadiusStore:
                 operation=operation,
             ) from exc
 
-    def ensure_group(self, group: str, attributes: Sequence[RadiusAttribute]) -> None:
-        """Make the group's reply attributes exactly ``attributes`` (idempotent)."""
+    def ensure_group(
+        self, group: str, attributes: Sequence[RadiusAttribute], *, replace: bool = True
+    ) -> None:
+        """Make the group's reply attributes exactly ``attributes`` (idempotent). With
+        ``replace=False`` a group that already has attributes is left as it is."""
         with self._transaction("ensure_group") as conn:
             # Serialise writers of the same group so two workers never interleave the rewrite.
             conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:g))"), {"g": group})
+            if (
+                not replace
+                and conn.execute(
+                    text("SELECT 1 FROM radgroupreply WHERE groupname = :g LIMIT 1"), {"g": group}
+                ).first()
+            ):
+                return
             conn.execute(text("DELETE FROM radgroupreply WHERE groupname = :g"), {"g": group})
             for attr in attributes:
                 conn.execute(

@@ -21,8 +21,13 @@ class CreateRadiusAccount(Step):
     def execute(self, ctx: StepContext) -> StepResult:
         plan = ctx.data["plan"]
         username = ctx.intent["username"]
+        # The group is the plan's, shared by all its subscribers, and kept current by plan
+        # edits (tasks.radius.sync_plan_group): a provisioning only creates it if missing, never
+        # rewrites it from the (possibly older) plan snapshot it carries.
         self.store.ensure_group(
-            plan["radius_group"], plan_group_attributes(plan["download_mbps"], plan["upload_mbps"])
+            plan["radius_group"],
+            plan_group_attributes(plan["download_mbps"], plan["upload_mbps"]),
+            replace=False,
         )
         framed_ip = ctx.data.get("ipv4_address") or ctx.data.get("static_ipv4")
         created = self.store.create_account(

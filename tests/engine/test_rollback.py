@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import update
 
 from orchestrator import faults
 from orchestrator.config import get_settings
+from orchestrator.db import transaction
 from orchestrator.definitions import PROVISION_SUBSCRIBER
 from orchestrator.integrations.radius import RadiusStore
+from orchestrator.models import Workflow
 from tests.support.radius_client import authenticate
-from tests.support.requests import provision_body, submit, unique_cpe_serial
+from tests.support.requests import provision_body, submit, submit_lost, unique_cpe_serial
 from tests.support.workflows import events, our_rows, steps, wait_terminal
 
 STEP_NAMES = [step.name for step in PROVISION_SUBSCRIBER.steps]
@@ -99,10 +102,12 @@ def test_failed_compensation_leaves_workflow_failed_then_retry_finishes(
     response = client.post(f"/api/v1/orchestration/workflows/{workflow_id}/retry", headers=auth)
     assert response.status_code == 202
 
-    # Then the rollback finishes
+    # Then the rollback finishes, and nothing is reported as left behind any more
     assert wait_terminal(workflow_id).value == "rolled_back"
     assert radius_rows(body["username"]) == NO_RADIUS_ROWS
     assert steps(workflow_id)["create_radius_account"].status.value == "compensated"
+    detail = client.get(f"/api/v1/orchestration/workflows/{workflow_id}", headers=auth).get_json()
+    assert "left_behind" not in (detail["error"] or {})
 
 
 def test_transient_errors_are_retried_with_backoff(client, worker, plan, operator_key):
@@ -132,3 +137,38 @@ def test_retry_after_effect_creates_one_account(client, worker, plan, operator_k
     assert radius_step.attempts == 2
     assert radius_step.output["created"] is False
     assert radius_rows(body["username"]) == {"radcheck": 1, "radreply": 1, "radusergroup": 1}
+
+
+def test_a_step_that_keeps_killing_its_worker_is_stopped_at_its_attempt_limit(
+    client, worker, plan, operator_key, radius_server
+):
+    # Given a step whose every attempt kills the worker process after acting
+    attempts = PROVISION_SUBSCRIBER.step("create_radius_account").max_attempts
+    faults.arm("create_radius_account", ["crash_after_effect"] * (attempts + 2))
+    body = provision_body(plan.id)
+
+    workflow_id, _ = submit(client, operator_key, body)
+
+    # Then it is given up after its attempts, and what the attempts made is undone
+    assert wait_terminal(workflow_id, timeout=120).value == "rolled_back"
+    radius_step = steps(workflow_id)["create_radius_account"]
+    assert radius_step.attempts == attempts
+    assert "no attempts left" in radius_step.error["message"]
+    assert radius_rows(body["username"]) == NO_RADIUS_ROWS
+
+
+def test_secrets_that_cannot_be_opened_fail_the_step_and_roll_back(
+    client, worker, tenant, plan, radius_server
+):
+    # Given a workflow whose sealed password is unreadable (say, a key rotated badly)
+    workflow_id = submit_lost(tenant, plan.id)
+    with transaction() as session:
+        session.execute(
+            update(Workflow).where(Workflow.id == workflow_id).values(secrets=b"not-a-token")
+        )
+
+    # Then the step that needs it fails clearly and the rollback (which needs no secret) runs
+    assert wait_terminal(workflow_id, timeout=30).value == "rolled_back"
+    error = steps(workflow_id)["create_radius_account"].error
+    assert error["type"] == "VaultError"
+    assert our_rows(workflow_id) == NO_ROWS

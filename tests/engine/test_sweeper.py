@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import timedelta
 
 from celery import chain
@@ -11,27 +10,8 @@ from sqlalchemy import update
 from orchestrator import engine, faults
 from orchestrator.db import transaction
 from orchestrator.models import Workflow
-from orchestrator.service import OrchestrationService
-from tests.support.requests import provision_body
+from tests.support.requests import submit_lost
 from tests.support.workflows import events, our_rows, steps, wait_terminal
-
-
-class LostMessages:
-    """A dispatcher whose messages never reach the broker."""
-
-    def start(self, workflow_id: uuid.UUID) -> None:
-        pass
-
-    def compensate(self, workflow_id: uuid.UUID) -> None:
-        pass
-
-    def sync_plan(self, plan_id: int) -> None:
-        pass
-
-
-def submit_lost(tenant: str, plan_id: int) -> uuid.UUID:
-    service = OrchestrationService(LostMessages())
-    return service.submit_provisioning(tenant, provision_body(plan_id)).workflow.id
 
 
 def test_a_lost_first_message_is_redriven(worker, tenant, plan):

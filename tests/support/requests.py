@@ -9,6 +9,8 @@ from typing import Any
 
 import requests
 
+from orchestrator.service import OrchestrationService
+
 
 def unique_serial() -> str:
     return "TEST" + secrets.token_hex(4).upper()
@@ -58,3 +60,21 @@ def submit(client: Any, key: str, body: dict[str, Any], **headers: str) -> tuple
     )
     assert response.status_code in (200, 202), response.get_json()
     return uuid.UUID(response.get_json()["id"]), response
+
+
+class LostMessages:
+    """A dispatcher whose messages never reach the broker."""
+
+    def start(self, workflow_id: uuid.UUID) -> None:
+        pass
+
+    def compensate(self, workflow_id: uuid.UUID) -> None:
+        pass
+
+    def sync_plan(self, plan_id: int) -> None:
+        pass
+
+
+def submit_lost(tenant: str, plan_id: int) -> uuid.UUID:
+    service = OrchestrationService(LostMessages())
+    return service.submit_provisioning(tenant, provision_body(plan_id)).workflow.id
