@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, exists, select
+from sqlalchemy import delete, exists, func, select
 from sqlalchemy.orm import Session
 
 from orchestrator.definitions import StepDefinition, WorkflowDefinition, registry
@@ -37,6 +37,12 @@ ACTIVE_WORKFLOW_STATUSES = (
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def db_now(session: Session) -> datetime:
+    """The database's time. Leases and staleness are stamped and judged by this one clock, so
+    workers on hosts whose clocks drift apart still agree on when a lease has run out."""
+    return session.scalars(select(func.clock_timestamp())).one()
 
 
 def record_event(
@@ -65,8 +71,9 @@ def record_event(
             details=details,
         )
     )
-    # Every transition is also a heartbeat: the sweeper judges staleness by updated_at.
-    workflow.updated_at = utcnow()
+    # Every transition is also a heartbeat: the sweeper judges staleness by updated_at. The
+    # database's clock, like every time a lease or a staleness is judged by (see db_now).
+    workflow.updated_at = func.clock_timestamp()
 
 
 def set_workflow_status(

@@ -210,12 +210,12 @@ class ForwardStepTask(SagaTask):
     def _decide(
         self, session: Any, workflow_id: uuid.UUID, step_name: str
     ) -> tuple[Claimed | None, Exception | None]:
-        now = engine.utcnow()
         workflow = engine.lock_workflow(session, workflow_id)
         if workflow is None:
             log.warning("step %s: workflow %s does not exist", step_name, workflow_id)
             raise Ignore()
         step = engine.lock_step(session, workflow_id, step_name)
+        now = engine.db_now(session)  # read under the locks: the time the claim is judged at
         step_def = engine.definition_of(workflow).step(step_name)
         lease = self._lease(step_def)
         holder_gone = holder_is_gone(step.lease_owner)
@@ -352,12 +352,12 @@ class CompensationTask(SagaTask):
             self._on_failure(claimed, exc)
 
     def _claim(self, workflow_id: uuid.UUID, step_name: str) -> Claimed | None:
-        now = engine.utcnow()
         with transaction() as session:
             workflow = engine.lock_workflow(session, workflow_id)
             if workflow is None:
                 raise Ignore()
             step = engine.lock_step(session, workflow_id, step_name)
+            now = engine.db_now(session)
             step_def = engine.definition_of(workflow).step(step_name)
             wait = self._attempt_still_running(step, now)
             if wait is None:

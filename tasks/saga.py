@@ -107,10 +107,10 @@ def _dispatch_safely(dispatch: Callable[[uuid.UUID], None], workflow_id: uuid.UU
 def sweep() -> dict[str, int]:
     """Re-drive or compensate workflows left behind by a dead worker or a lost message."""
     settings = get_settings()
-    now = engine.utcnow()
     forward: list[uuid.UUID] = []
     backward: list[uuid.UUID] = []
     with transaction() as session:
+        now = engine.db_now(session)
         for workflow in engine.stalled_workflows(session, now, settings.stall_seconds):
             failed = [s for s in workflow.steps if s.status == StepStatus.FAILED]
             if workflow.status == WorkflowStatus.ROLLING_BACK:
