@@ -1,7 +1,8 @@
 """Fault injection for tests: make a named step fail, hang or crash at a chosen point.
 
-Faults are queued per step in Redis (so the test process can arm them and the worker process
-consume them) and used up one per matching hook, in order. With
+Faults are queued in Redis per step and per subscriber username (so the test process can arm
+them, the worker process consume them, and no other workflow, say one the sweeper re-drives,
+can take a fault meant for the test's own) and used up one per matching hook, in order. With
 ``ORCHESTRATOR_FAULT_INJECTION`` off (the default) every hook returns at once without
 touching Redis.
 """
@@ -41,19 +42,21 @@ def _client() -> redis.Redis:
     return redis.Redis.from_url(get_settings().broker_url)
 
 
-def _key(step_name: str, compensation: bool) -> str:
-    return f"{KEY_PREFIX}{'compensate:' if compensation else ''}{step_name}"
+def _key(step_name: str, username: str | None, compensation: bool) -> str:
+    return f"{KEY_PREFIX}{'compensate:' if compensation else ''}{step_name}:{username}"
 
 
-def arm(step_name: str, modes: Iterable[str], *, compensation: bool = False) -> None:
-    """Queue faults for ``step_name`` (test side)."""
+def arm(
+    step_name: str, modes: Iterable[str], *, username: str, compensation: bool = False
+) -> None:
+    """Queue faults for ``step_name`` of the workflow provisioning ``username`` (test side)."""
     allowed = COMPENSATION if compensation else MODES
     modes = list(modes)
     unknown = [m for m in modes if m not in allowed]
     if unknown:
         raise ValueError(f"unknown fault modes {unknown}")
     if modes:
-        _client().rpush(_key(step_name, compensation), *modes)
+        _client().rpush(_key(step_name, username, compensation), *modes)
 
 
 def clear() -> None:
@@ -62,9 +65,11 @@ def clear() -> None:
         client.delete(key)
 
 
-def _take(step_name: str, allowed: frozenset[str], compensation: bool) -> str | None:
+def _take(
+    step_name: str, username: str | None, allowed: frozenset[str], compensation: bool
+) -> str | None:
     client = _client()
-    key = _key(step_name, compensation)
+    key = _key(step_name, username, compensation)
     head = client.lindex(key, 0)
     if head is None or head.decode() not in allowed:
         return None
@@ -80,10 +85,10 @@ def _system(step_name: str) -> str:
     return f"fault-injection:{step_name}"
 
 
-def before_effect(step_name: str) -> None:
+def before_effect(step_name: str, username: str | None) -> None:
     if not get_settings().fault_injection:
         return
-    mode = _take(step_name, BEFORE, compensation=False)
+    mode = _take(step_name, username, BEFORE, compensation=False)
     if mode == "permanent":
         raise PermanentError(
             "injected permanent failure", system=_system(step_name), operation="before"
@@ -99,10 +104,10 @@ def before_effect(step_name: str) -> None:
         time.sleep(SLOW_SECONDS)
 
 
-def after_effect(step_name: str) -> None:
+def after_effect(step_name: str, username: str | None) -> None:
     if not get_settings().fault_injection:
         return
-    mode = _take(step_name, AFTER, compensation=False)
+    mode = _take(step_name, username, AFTER, compensation=False)
     if mode == "crash_after_effect":
         # The process dies between the side effect and its bookkeeping, as on a power cut.
         os._exit(137)
@@ -112,10 +117,10 @@ def after_effect(step_name: str) -> None:
         )
 
 
-def before_compensation(step_name: str) -> None:
+def before_compensation(step_name: str, username: str | None) -> None:
     if not get_settings().fault_injection:
         return
-    mode = _take(step_name, COMPENSATION, compensation=True)
+    mode = _take(step_name, username, COMPENSATION, compensation=True)
     if mode == "permanent":
         raise PermanentError(
             "injected permanent compensation failure", system=_system(step_name), operation="undo"

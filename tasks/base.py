@@ -174,7 +174,7 @@ class ForwardStepTask(SagaTask):
         if claimed is None:
             return  # already done or skipped: the chain goes on
         try:
-            faults.before_effect(step_name)
+            faults.before_effect(step_name, claimed.ctx.data.get("username"))
             if self.behaviour.local:
                 self._execute_local(claimed)
             else:
@@ -268,7 +268,7 @@ class ForwardStepTask(SagaTask):
             result = self.behaviour.execute(replace(ctx, session=session))
             session.flush()
             # For a local step a crash here loses the effect and the bookkeeping together.
-            faults.after_effect(ctx.step_name)
+            faults.after_effect(ctx.step_name, ctx.data.get("username"))
             engine.complete_step(
                 session,
                 workflow,
@@ -282,7 +282,7 @@ class ForwardStepTask(SagaTask):
     def _execute_remote(self, claimed: Claimed) -> None:
         ctx = claimed.ctx
         result = self.behaviour.execute(ctx)
-        faults.after_effect(ctx.step_name)
+        faults.after_effect(ctx.step_name, ctx.data.get("username"))
         with transaction() as session:
             workflow, step = self._relock(session, ctx)
             engine.complete_step(
@@ -335,7 +335,7 @@ class CompensationTask(SagaTask):
             return
         ctx = claimed.ctx
         try:
-            faults.before_compensation(step_name)
+            faults.before_compensation(step_name, ctx.data.get("username"))
             if self.behaviour.local:
                 with transaction() as session:
                     workflow, step = self._relock(session, ctx)

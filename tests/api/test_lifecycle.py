@@ -14,8 +14,8 @@ def test_retry_of_a_rolled_back_workflow_after_the_fault_is_cleared(
     client, worker, plan, operator_key
 ):
     # Given a provisioning that failed for good at the RADIUS step and was rolled back
-    faults.arm("create_radius_account", ["permanent"])
     body = provision_body(plan.id)
+    faults.arm("create_radius_account", ["permanent"], username=body["username"])
     workflow_id, _ = submit(client, operator_key, body)
     assert wait_terminal(workflow_id).value == "rolled_back"
     detail = f"{WORKFLOWS}/{workflow_id}"
@@ -53,8 +53,8 @@ def test_retry_of_a_rolled_back_workflow_after_the_fault_is_cleared(
 
 def test_cancel_of_a_running_workflow_ends_compensated(client, worker, plan, operator_key):
     # Given a workflow busy with a slow step
-    faults.arm("create_radius_account", ["slow"])
     body = provision_body(plan.id)
+    faults.arm("create_radius_account", ["slow"], username=body["username"])
     workflow_id, _ = submit(client, operator_key, body)
     wait_until(lambda: step_running(workflow_id, "create_radius_account"), 30, "the step to run")
 

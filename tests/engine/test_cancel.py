@@ -10,8 +10,8 @@ from tests.support.workflows import events, our_rows, step_running, steps, wait_
 
 
 def test_cancel_during_a_running_step(client, worker, plan, operator_key):
-    faults.arm("create_radius_account", ["slow"])
     body = provision_body(plan.id)
+    faults.arm("create_radius_account", ["slow"], username=body["username"])
     workflow_id, _ = submit(client, operator_key, body)
     wait_until(lambda: step_running(workflow_id, "create_radius_account"), 30, "the step to run")
 
@@ -36,8 +36,8 @@ def test_cancel_during_a_running_step(client, worker, plan, operator_key):
 
 
 def test_cancel_while_the_last_step_runs_still_compensates(client, worker, plan, operator_key):
-    faults.arm("create_billing_service", ["slow"])
     body = provision_body(plan.id)
+    faults.arm("create_billing_service", ["slow"], username=body["username"])
     workflow_id, _ = submit(client, operator_key, body)
     wait_until(lambda: step_running(workflow_id, "create_billing_service"), 30, "the last step")
 

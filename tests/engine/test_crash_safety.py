@@ -18,8 +18,8 @@ def test_worker_killed_mid_step_recovers_without_a_person(
     client, worker, plan, operator_key, radius_server
 ):
     # Given a step that is in flight on a worker
-    faults.arm("create_radius_account", ["hang"])
     body = provision_body(plan.id)
+    faults.arm("create_radius_account", ["hang"], username=body["username"])
     workflow_id, _ = submit(client, operator_key, body)
     wait_until(lambda: step_running(workflow_id, "create_radius_account"), 30, "the step to run")
 
@@ -42,8 +42,8 @@ def test_same_step_delivered_twice_creates_one_account(
     client, worker, celery_app, plan, operator_key
 ):
     # Given a step whose first copy is still running
-    faults.arm("create_radius_account", ["slow"])
     body = provision_body(plan.id)
+    faults.arm("create_radius_account", ["slow"], username=body["username"])
     workflow_id, _ = submit(client, operator_key, body)
     wait_until(lambda: step_running(workflow_id, "create_radius_account"), 30, "the step to run")
 
@@ -80,8 +80,8 @@ def test_a_stale_message_for_a_later_step_waits_its_turn(
     client, worker, celery_app, plan, operator_key
 ):
     # Given a workflow busy with its first step
-    faults.arm("create_customer", ["slow"])
     body = provision_body(plan.id)
+    faults.arm("create_customer", ["slow"], username=body["username"])
     workflow_id, _ = submit(client, operator_key, body)
     wait_until(lambda: step_running(workflow_id, "create_customer"), 30, "the first step to run")
 

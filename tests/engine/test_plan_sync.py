@@ -52,8 +52,8 @@ def test_a_provisioning_in_flight_does_not_bring_old_speeds_back(
     first = provision_body(plan.id)
     first_id, _ = submit(client, operator_key, first)
     assert wait_terminal(first_id).value == "completed"
-    faults.arm("create_customer", ["slow"])
     body = provision_body(plan.id)
+    faults.arm("create_customer", ["slow"], username=body["username"])
     workflow_id, _ = submit(client, operator_key, body)
 
     # When the plan is changed while it runs

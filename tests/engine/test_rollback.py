@@ -29,8 +29,8 @@ def test_permanent_failure_at_each_step_rolls_everything_back(
     failing_step, client, worker, plan, operator_key, radius_server
 ):
     # Given a permanent failure waiting at one step, and a request that runs every step
-    faults.arm(failing_step, ["permanent"])
     body = provision_body(plan.id, cpe_serial=unique_cpe_serial())
+    faults.arm(failing_step, ["permanent"], username=body["username"])
 
     # When the subscriber is provisioned
     workflow_id, _ = submit(client, operator_key, body)
@@ -58,8 +58,10 @@ def test_effect_without_bookkeeping_is_compensated(
 ):
     # Given a worker that dies right after creating the RADIUS account, before recording it,
     # and a redelivered attempt that then fails for good
-    faults.arm("create_radius_account", ["crash_after_effect", "permanent"])
     body = provision_body(plan.id)
+    faults.arm(
+        "create_radius_account", ["crash_after_effect", "permanent"], username=body["username"]
+    )
 
     workflow_id, _ = submit(client, operator_key, body)
 
@@ -79,9 +81,9 @@ def test_failed_compensation_leaves_workflow_failed_then_retry_finishes(
     client, worker, plan, operator_key, radius_server
 ):
     # Given the last step fails and the RADIUS account cannot be deleted
-    faults.arm("create_billing_service", ["permanent"])
-    faults.arm("create_radius_account", ["permanent"], compensation=True)
     body = provision_body(plan.id)
+    faults.arm("create_billing_service", ["permanent"], username=body["username"])
+    faults.arm("create_radius_account", ["permanent"], compensation=True, username=body["username"])
 
     workflow_id, _ = submit(client, operator_key, body)
 
@@ -111,8 +113,8 @@ def test_failed_compensation_leaves_workflow_failed_then_retry_finishes(
 
 
 def test_transient_errors_are_retried_with_backoff(client, worker, plan, operator_key):
-    faults.arm("create_radius_account", ["transient", "transient"])
     body = provision_body(plan.id)
+    faults.arm("create_radius_account", ["transient", "transient"], username=body["username"])
 
     workflow_id, _ = submit(client, operator_key, body)
 
@@ -127,8 +129,8 @@ def test_transient_errors_are_retried_with_backoff(client, worker, plan, operato
 
 def test_retry_after_effect_creates_one_account(client, worker, plan, operator_key):
     # The first attempt creates the account and then loses the answer; the retry adopts it.
-    faults.arm("create_radius_account", ["transient_after_effect"])
     body = provision_body(plan.id)
+    faults.arm("create_radius_account", ["transient_after_effect"], username=body["username"])
 
     workflow_id, _ = submit(client, operator_key, body)
 
@@ -144,8 +146,10 @@ def test_a_step_that_keeps_killing_its_worker_is_stopped_at_its_attempt_limit(
 ):
     # Given a step whose every attempt kills the worker process after acting
     attempts = PROVISION_SUBSCRIBER.step("create_radius_account").max_attempts
-    faults.arm("create_radius_account", ["crash_after_effect"] * (attempts + 2))
     body = provision_body(plan.id)
+    faults.arm(
+        "create_radius_account", ["crash_after_effect"] * (attempts + 2), username=body["username"]
+    )
 
     workflow_id, _ = submit(client, operator_key, body)
 
@@ -161,7 +165,7 @@ def test_secrets_that_cannot_be_opened_fail_the_step_and_roll_back(
     client, worker, tenant, plan, radius_server
 ):
     # Given a workflow whose sealed password is unreadable (say, a key rotated badly)
-    workflow_id = submit_lost(tenant, plan.id)
+    workflow_id = submit_lost(tenant, provision_body(plan.id))
     with transaction() as session:
         session.execute(
             update(Workflow).where(Workflow.id == workflow_id).values(secrets=b"not-a-token")

@@ -142,8 +142,8 @@ def test_fault_matrix_rolls_back_with_nothing_left(
     extra = {"status": status} if status else {}
     sim.fault(system, match, mode, count=1 if kind == "permanent_4xx" else attempts, **extra)
     # and, should the step recover by finding what a lost answer created, a later failure
-    faults.arm("create_billing_service", ["permanent"])
     body = new_subscriber(sim, plan.id)
+    faults.arm("create_billing_service", ["permanent"], username=body["username"])
 
     workflow_id, _ = submit(client, operator_key, body)
 
@@ -252,7 +252,7 @@ def test_rollback_deletes_a_push_still_queued_for_an_offline_cpe(
 ):
     # Given a CPE that is offline, so the push waits for its next inform
     body = new_subscriber(sim, plan.id, cpe_online=False)
-    faults.arm("create_billing_service", ["permanent"])
+    faults.arm("create_billing_service", ["permanent"], username=body["username"])
 
     workflow_id, _ = submit(client, operator_key, body)
 

@@ -75,6 +75,7 @@ class LostMessages:
         pass
 
 
-def submit_lost(tenant: str, plan_id: int) -> uuid.UUID:
+def submit_lost(tenant: str, body: dict[str, Any]) -> uuid.UUID:
+    """Submit ``body`` as if the first message never reached the broker."""
     service = OrchestrationService(LostMessages())
-    return service.submit_provisioning(tenant, provision_body(plan_id)).workflow.id
+    return service.submit_provisioning(tenant, body).workflow.id
