@@ -32,3 +32,11 @@ def tiny_plan(tenant: str) -> ServicePlan:
         s_tag=101,
         c_tag=201,
     )
+
+
+@pytest.fixture(scope="session")
+def network_plan(tenant: str) -> ServicePlan:
+    """A plan on the simulators' second prefix, which no other test module allocates from."""
+    return create_plan(
+        tenant, "network-tests", download_mbps=300, upload_mbps=100, ipv4_prefix="100.64.1.0/24"
+    )

@@ -19,15 +19,25 @@ from tests.support.radius_client import authenticate
 from tests.support.requests import provision_body, submit, unique_cpe_serial, unique_serial
 from tests.support.workflows import our_rows, steps, wait_terminal
 
+#: The simulators' second seeded prefix (100.64.1.0/24), used only by these tests' plan.
+NETWORK_PREFIX_ID = 2
 PPP_TR181 = "Device.PPP.Interface.1"
 PPP_TR098 = "InternetGatewayDevice.WANDevice.1.WANConnectionDevice.1.WANPPPConnection.1"
 
-#: The call of each network step that creates its resource, as the simulators match it.
+#: The call of each network step that creates this subscriber's resource, as the simulators
+#: match it: narrow enough that no other workflow (one the sweeper re-drives) can take the fault.
 MUTATING_CALL = {
-    "allocate_ip": ("netbox", r"^POST /api/ipam/prefixes/\d+/available-ips/"),
-    "activate_onu": ("onos", r"^POST /onos/olt/oltapp/services/"),
-    "configure_cpe": ("genieacs", r"^POST /devices/[^/]+/tasks"),
+    "allocate_ip": ("netbox", "^POST /api/ipam/prefixes/{prefix_id}/available-ips/"),
+    "activate_onu": ("onos", "^POST /onos/olt/oltapp/services/{onu_serial}-1/"),
+    "configure_cpe": ("genieacs", "^POST /devices/[^/]*{cpe_serial}/tasks"),
 }
+
+
+def mutating_call(step: str, body: dict[str, Any]) -> tuple[str, str]:
+    system, pattern = MUTATING_CALL[step]
+    return system, pattern.format(prefix_id=NETWORK_PREFIX_ID, **body)
+
+
 #: (mode, status) per fault kind of the matrix.
 FAULT_KINDS = {
     "permanent_4xx": ("error", 400),
@@ -75,9 +85,9 @@ def assert_nothing_left(sim, body: dict[str, Any], workflow_id, radius_server) -
 
 @pytest.mark.parametrize("data_model", ["tr181", "tr098"])
 def test_all_seven_steps_reach_every_system(
-    data_model, sim, client, worker, plan, operator_key, radius_server
+    data_model, sim, client, worker, network_plan, operator_key, radius_server
 ):
-    body = new_subscriber(sim, plan.id, data_model=data_model)
+    body = new_subscriber(sim, network_plan.id, data_model=data_model)
 
     workflow_id, _ = submit(client, operator_key, body)
 
@@ -115,9 +125,9 @@ def test_all_seven_steps_reach_every_system(
 
 
 def test_static_address_skips_netbox_and_goes_to_radius(
-    sim, client, worker, plan, operator_key, radius_server
+    sim, client, worker, network_plan, operator_key, radius_server
 ):
-    body = new_subscriber(sim, plan.id)
+    body = new_subscriber(sim, network_plan.id)
     body["static_ipv4"] = "198.51.100.77"
 
     workflow_id, _ = submit(client, operator_key, body)
@@ -133,16 +143,16 @@ def test_static_address_skips_netbox_and_goes_to_radius(
 @pytest.mark.parametrize("kind", list(FAULT_KINDS))
 @pytest.mark.parametrize("step", list(MUTATING_CALL))
 def test_fault_matrix_rolls_back_with_nothing_left(
-    step, kind, sim, client, worker, plan, operator_key, radius_server
+    step, kind, sim, client, worker, network_plan, operator_key, radius_server
 ):
     # Given the step's creating call fails the same way on every attempt it makes
-    system, match = MUTATING_CALL[step]
+    body = new_subscriber(sim, network_plan.id)
+    system, match = mutating_call(step, body)
     mode, status = FAULT_KINDS[kind]
     attempts = PROVISION_SUBSCRIBER.step(step).max_attempts
     extra = {"status": status} if status else {}
     sim.fault(system, match, mode, count=1 if kind == "permanent_4xx" else attempts, **extra)
     # and, should the step recover by finding what a lost answer created, a later failure
-    body = new_subscriber(sim, plan.id)
     faults.arm("create_billing_service", ["permanent"], username=body["username"])
 
     workflow_id, _ = submit(client, operator_key, body)
@@ -159,13 +169,13 @@ def test_fault_matrix_rolls_back_with_nothing_left(
 @pytest.mark.parametrize("kind", ["persistent_5xx", "timeout", "connection_reset", "after_effect"])
 @pytest.mark.parametrize("step", list(MUTATING_CALL))
 def test_one_off_fault_is_retried_and_completes_once(
-    step, kind, sim, client, worker, plan, operator_key
+    step, kind, sim, client, worker, network_plan, operator_key
 ):
-    system, match = MUTATING_CALL[step]
+    # An offline CPE queues its task: exactly one may wait for its next inform.
+    body = new_subscriber(sim, network_plan.id, cpe_online=False)
+    system, match = mutating_call(step, body)
     mode, status = FAULT_KINDS[kind]
     sim.fault(system, match, mode, count=1, **({"status": status} if status else {}))
-    # An offline CPE queues its task: exactly one may wait for its next inform.
-    body = new_subscriber(sim, plan.id, cpe_online=False)
 
     workflow_id, _ = submit(client, operator_key, body)
 
@@ -180,9 +190,9 @@ def test_one_off_fault_is_retried_and_completes_once(
     assert len([t for t in tasks if t.get("name") == "setParameterValues"]) == 1
 
 
-def test_voltha_blip_is_absorbed(sim, client, worker, plan, operator_key):
+def test_voltha_blip_is_absorbed(sim, client, worker, network_plan, operator_key):
     sim.fault("voltha", "ListDevices", "error", status=503, count=1)
-    body = new_subscriber(sim, plan.id)
+    body = new_subscriber(sim, network_plan.id)
 
     workflow_id, _ = submit(client, operator_key, body)
 
@@ -190,9 +200,9 @@ def test_voltha_blip_is_absorbed(sim, client, worker, plan, operator_key):
 
 
 def test_unknown_onu_fails_clearly_and_rolls_back(
-    sim, client, worker, plan, operator_key, radius_server
+    sim, client, worker, network_plan, operator_key, radius_server
 ):
-    body = new_subscriber(sim, plan.id)
+    body = new_subscriber(sim, network_plan.id)
     body["onu_serial"] = unique_serial()  # never discovered by VOLTHA
 
     workflow_id, _ = submit(client, operator_key, body)
@@ -205,9 +215,9 @@ def test_unknown_onu_fails_clearly_and_rolls_back(
 
 
 def test_unknown_cpe_fails_clearly_and_rolls_back(
-    sim, client, worker, plan, operator_key, radius_server
+    sim, client, worker, network_plan, operator_key, radius_server
 ):
-    body = new_subscriber(sim, plan.id)
+    body = new_subscriber(sim, network_plan.id)
     known_cpe = body["cpe_serial"]
     body["cpe_serial"] = unique_cpe_serial()  # never informed GenieACS
 
@@ -248,10 +258,10 @@ def test_full_prefix_fails_clearly_and_rolls_back(
 
 
 def test_rollback_deletes_a_push_still_queued_for_an_offline_cpe(
-    sim, client, worker, plan, operator_key, radius_server
+    sim, client, worker, network_plan, operator_key, radius_server
 ):
     # Given a CPE that is offline, so the push waits for its next inform
-    body = new_subscriber(sim, plan.id, cpe_online=False)
+    body = new_subscriber(sim, network_plan.id, cpe_online=False)
     faults.arm("create_billing_service", ["permanent"], username=body["username"])
 
     workflow_id, _ = submit(client, operator_key, body)
