@@ -209,6 +209,18 @@ class Lease:
     seconds: float
 
 
+def held_by_another(
+    step: WorkflowStep, status: StepStatus, lease: Lease, now: datetime, *, holder_gone: bool
+) -> bool:
+    """Whether another living holder has the step leased in ``status``."""
+    return (
+        step.status == status
+        and lease_is_live(step, now)
+        and step.lease_owner != lease.owner
+        and not holder_gone
+    )
+
+
 def release_lease(step: WorkflowStep) -> None:
     step.lease_owner = None
     step.lease_expires_at = None
@@ -247,12 +259,7 @@ def decide_forward(
         # A stale copy (an earlier run's redelivered message, a duplicate chain) must not run
         # a step before the ones it builds on.
         return Claim.STEP_ASIDE, f"out of order: {unfinished[0]} has not finished"
-    if (
-        step.status == StepStatus.RUNNING
-        and lease_is_live(step, now)
-        and step.lease_owner != lease.owner
-        and not holder_gone
-    ):
+    if held_by_another(step, StepStatus.RUNNING, lease, now, holder_gone=holder_gone):
         return Claim.STEP_ASIDE, f"leased by {step.lease_owner}"
     if workflow.cancel_requested_at is not None:
         return Claim.CANCEL, "cancel requested"
@@ -415,12 +422,7 @@ def decide_compensation(
     if later:
         # Undo runs last-first (billing before subscriber, or the foreign key refuses).
         return Claim.STEP_ASIDE, f"out of order: {later[0]} is not undone yet"
-    if (
-        step.status == StepStatus.COMPENSATING
-        and lease_is_live(step, now)
-        and step.lease_owner != lease.owner
-        and not holder_gone
-    ):
+    if held_by_another(step, StepStatus.COMPENSATING, lease, now, holder_gone=holder_gone):
         return Claim.STEP_ASIDE, f"leased by {step.lease_owner}"
     if step.compensation_attempts >= step_def.compensation_max_attempts:
         return Claim.FAIL, (

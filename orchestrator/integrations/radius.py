@@ -117,10 +117,7 @@ class RadiusStore:
 
     def owner_of(self, username: str) -> str | None:
         with self._transaction("owner_of") as conn:
-            return conn.execute(
-                text("SELECT workflow_id FROM orchestrator_radius_account WHERE username = :u"),
-                {"u": username},
-            ).scalar_one_or_none()
+            return self._owner(conn, username)
 
     def create_account(
         self,
@@ -133,13 +130,7 @@ class RadiusStore:
     ) -> bool:
         """Create the account, or adopt it if ``owner`` already created it. True if created."""
         with self._transaction("create_account") as conn:
-            current_owner = conn.execute(
-                text(
-                    "SELECT workflow_id FROM orchestrator_radius_account "
-                    "WHERE username = :u FOR UPDATE"
-                ),
-                {"u": username},
-            ).scalar_one_or_none()
+            current_owner = self._owner(conn, username, lock=True)
             if current_owner == owner:
                 return False
             if current_owner is not None:
@@ -188,13 +179,7 @@ class RadiusStore:
     def delete_account(self, *, username: str, owner: str) -> bool:
         """Delete the account if ``owner`` created it. True if something was deleted."""
         with self._transaction("delete_account") as conn:
-            current_owner = conn.execute(
-                text(
-                    "SELECT workflow_id FROM orchestrator_radius_account "
-                    "WHERE username = :u FOR UPDATE"
-                ),
-                {"u": username},
-            ).scalar_one_or_none()
+            current_owner = self._owner(conn, username, lock=True)
             if current_owner != owner:
                 # Not ours (or already gone): never delete another subscriber's account.
                 return False
@@ -218,12 +203,16 @@ class RadiusStore:
             }
 
     @staticmethod
-    def _require_owner(conn: Connection, username: str, owner: str, operation: str) -> None:
-        current = conn.execute(
-            text("SELECT workflow_id FROM orchestrator_radius_account WHERE username = :u"),
-            {"u": username},
+    def _owner(conn: Connection, username: str, *, lock: bool = False) -> str | None:
+        """The workflow that created ``username``'s account; ``lock`` holds its row."""
+        query = "SELECT workflow_id FROM orchestrator_radius_account WHERE username = :u"
+        return conn.execute(
+            text(query + (" FOR UPDATE" if lock else "")), {"u": username}
         ).scalar_one_or_none()
-        if current != owner:
+
+    @staticmethod
+    def _require_owner(conn: Connection, username: str, owner: str, operation: str) -> None:
+        if RadiusStore._owner(conn, username) != owner:
             raise PermanentError(
                 f"RADIUS account {username!r} is not owned by this workflow",
                 system=SYSTEM,
