@@ -15,6 +15,10 @@ def _env_float(name: str, default: float) -> float:
     return float(os.environ.get(name, default))
 
 
+def _env_int(name: str, default: int) -> int:
+    return int(os.environ.get(name, default))
+
+
 def _env_bool(name: str, default: bool = False) -> bool:
     return os.environ.get(name, "1" if default else "0").lower() in {"1", "true", "yes", "on"}
 
@@ -55,6 +59,13 @@ class Settings:
         default_factory=lambda: _env_float("HTTP_CONNECT_TIMEOUT", 3.05)
     )
     http_read_timeout: float = field(default_factory=lambda: _env_float("HTTP_READ_TIMEOUT", 10.0))
+    # The NAS/BNG's RFC 5176 listener, where Disconnect-Requests end live PPPoE sessions.
+    nas_address: str = field(default_factory=lambda: _env("NAS_ADDRESS", "127.0.0.1"))
+    nas_coa_port: int = field(default_factory=lambda: _env_int("NAS_COA_PORT", 3799))
+    # Signs our requests and authenticates the NAS's answers; kept out of repr (and so of logs).
+    nas_secret: str = field(default_factory=lambda: _env("NAS_SECRET", "testing123"), repr=False)
+    # Seconds to wait for an answer after each send (the request is sent up to 3 times).
+    nas_timeout: float = field(default_factory=lambda: _env_float("NAS_TIMEOUT", 2.0))
 
     # Test hook: lets tests make a named step fail, hang or crash. Never enable in production.
     fault_injection: bool = field(

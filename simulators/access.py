@@ -4,6 +4,11 @@ Numbering follows VOLTHA's openolt/openonu adapters so that what our clients rea
 PON port numbers are ``0x20000000 + pon``; a UNI's port number is
 ``(pon << 12) | (onu_id << 4) | uni_index`` (16 for the first ONU on PON 0); the UNI's OpenFlow
 name, which ONOS knows it by, is ``<serial>-<uni_index + 1>``.
+
+Each device carries VOLTHA's three states under their enum names (voltha-protos common.proto):
+``admin_state`` (what the operator asked: ENABLED, DISABLED, PREPROVISIONED), ``oper_status``
+(what the adapter reports: ACTIVE, ACTIVATING, DISCOVERED, UNKNOWN, FAILED, ...) and
+``connect_status`` (REACHABLE, UNREACHABLE). A usable ONU is ENABLED, ACTIVE and REACHABLE.
 """
 
 from __future__ import annotations
@@ -18,6 +23,25 @@ _PON_PORT_BASE = 0x20000000
 _NNI_PORT_NO = 1048576
 _IDS = uuid.UUID("6f1a0e64-2d61-4c1e-8f49-5a3c9d2b7e10")
 SERIAL_RE = re.compile(r"^[A-Za-z0-9]{4,32}$")
+ADMIN_STATES = ("ENABLED", "DISABLED", "PREPROVISIONED")
+CONNECT_STATUSES = ("REACHABLE", "UNREACHABLE")
+OPER_STATUSES = (
+    "UNKNOWN",
+    "DISCOVERED",
+    "ACTIVATING",
+    "TESTING",
+    "ACTIVE",
+    "FAILED",
+    "RECONCILING",
+    "RECONCILING_FAILED",
+    "REBOOTED",
+)
+_USABLE = ("ENABLED", "ACTIVE", "REACHABLE")
+# openonu adapter device reasons (voltha-openonu-adapter-go internal/pkg/common/defines.go)
+_REASON_READY = "initial-mib-downloaded"
+_REASON_DOWN = "stopping-openomci"
+_REASON_LOCKED = "omci-admin-lock"
+_REASON_REENABLED = "onu-reenabled"
 
 
 class AccessError(ValueError):
@@ -54,8 +78,20 @@ class Device:
     host_and_port: str = ""
     pon: int = 0
     onu_id: int = 0
-    enabled: bool = True
+    admin_state: str = "ENABLED"
+    oper_status: str = "ACTIVE"
+    connect_status: str = "REACHABLE"
+    #: the adapter's last word on the device (Device.reason); empty for OLTs
+    reason: str = ""
     ports: list[Port] = field(default_factory=list)
+
+    @property
+    def enabled(self) -> bool:
+        return self.admin_state == "ENABLED"
+
+    @property
+    def usable(self) -> bool:
+        return (self.admin_state, self.oper_status, self.connect_status) == _USABLE
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -64,7 +100,10 @@ class Device:
             "root": self.root,
             "serial_number": self.serial_number,
             "parent_id": self.parent_id,
-            "admin_state": "ENABLED" if self.enabled else "DISABLED",
+            "admin_state": self.admin_state,
+            "oper_status": self.oper_status,
+            "connect_status": self.connect_status,
+            "reason": self.reason,
             "pon": self.pon,
             "onu_id": self.onu_id,
             "ports": [
@@ -87,6 +126,12 @@ class UniPort:
     @property
     def location(self) -> str:
         return f"{self.of_device_id}/{self.port_no}"
+
+
+def _discovered_oper_status(admin_state: str, connect_status: str) -> str:
+    if admin_state != "ENABLED":
+        return "UNKNOWN"
+    return "ACTIVE" if connect_status == "REACHABLE" else "DISCOVERED"
 
 
 def _device_id(name: str) -> str:
@@ -131,9 +176,31 @@ class AccessNetwork:
         with self.lock:
             return [d for d in self.devices.values() if d.root]
 
-    def add_onu(self, serial: str, olt_id: str | None = None, pon: int | None = None) -> Device:
+    def add_onu(
+        self,
+        serial: str,
+        olt_id: str | None = None,
+        pon: int | None = None,
+        *,
+        admin_state: str = "ENABLED",
+        connect_status: str = "REACHABLE",
+        oper_status: str | None = None,
+    ) -> Device:
+        """An ONU as the OLT adapter leaves it after discovery; by default ranged and usable.
+
+        Without ``oper_status`` it is what the adapters report for the other two states: ACTIVE
+        when enabled and reachable, DISCOVERED when unreachable (an ONU that went dark), UNKNOWN
+        when disabled.
+        """
         if not SERIAL_RE.match(serial):
             raise AccessError("serial must be 4-32 letters or digits", 400)
+        for name, value, allowed in (
+            ("admin_state", admin_state, ADMIN_STATES),
+            ("connect_status", connect_status, CONNECT_STATUSES),
+            ("oper_status", oper_status, (None, *OPER_STATUSES)),
+        ):
+            if value not in allowed:
+                raise AccessError(f"{name} must be one of {', '.join(filter(None, allowed))}", 400)
         with self.lock:
             if any(d.serial_number == serial for d in self.devices.values()):
                 raise AccessError(f"ONU {serial} is already discovered", 409)
@@ -159,7 +226,15 @@ class AccessNetwork:
                 parent_port_no=_PON_PORT_BASE + pon,
                 pon=pon,
                 onu_id=onu_id,
+                admin_state=admin_state,
+                connect_status=connect_status,
+                oper_status=oper_status or _discovered_oper_status(admin_state, connect_status),
+                reason=_REASON_READY,
             )
+            if connect_status == "UNREACHABLE":
+                onu.reason = _REASON_DOWN
+            elif admin_state == "DISABLED":
+                onu.reason = _REASON_LOCKED
             uni_no = (pon << 12) | (onu_id << 4)
             onu.ports.append(
                 Port(
@@ -184,12 +259,31 @@ class AccessNetwork:
             del self.devices[onu.id]
             return True
 
-    def set_enabled(self, device_id: str, enabled: bool) -> Device | None:
+    def disable(self, device: Device) -> None:
+        """What VOLTHA does once it has accepted a DisableDevice.
+
+        The core sets DISABLED and oper status UNKNOWN (voltha-go ``Agent.disableDevice``); the
+        openonu adapter admin-locks the ONU and leaves the connect status alone
+        (``deviceHandler.disableDevice``: reason "omci-admin-lock").
+        """
         with self.lock:
-            device = self.devices.get(device_id)
-            if device is not None:
-                device.enabled = enabled
-            return device
+            device.admin_state, device.oper_status = "DISABLED", "UNKNOWN"
+            if not device.root:
+                device.reason = _REASON_LOCKED
+
+    def enable(self, device: Device) -> None:
+        """What VOLTHA does once it has accepted an EnableDevice.
+
+        The core sets ENABLED and ACTIVATING (voltha-go ``Agent.enableDevice``) and asks the
+        adapter to re-enable; the openonu adapter unlocks the ONU over OMCI and reports ACTIVE,
+        reason "onu-reenabled". An unreachable ONU cannot answer, so it stays ACTIVATING.
+        """
+        with self.lock:
+            device.admin_state, device.oper_status = "ENABLED", "ACTIVATING"
+            if device.connect_status == "REACHABLE":
+                device.oper_status = "ACTIVE"
+                if not device.root:
+                    device.reason = _REASON_REENABLED
 
     def uni_ports(self) -> list[UniPort]:
         """Every UNI of every ONU, as ports of its OLT's logical device."""
@@ -206,7 +300,9 @@ class AccessNetwork:
                                 of_device_id=self.of_device_id(olt),
                                 port_no=port.port_no,
                                 name=port.of_name,
-                                enabled=onu.enabled and olt.enabled,
+                                # VOLTHA takes a UNI's logical port down unless its ONU is
+                                # usable: disabled, unreachable or still activating
+                                enabled=onu.usable and olt.enabled,
                                 onu_id=onu.id,
                             )
                         )

@@ -9,7 +9,9 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
 from simulators.access import AccessError
+from simulators.cpe import MAC_RE
 from simulators.faults import SpecError, parse_fault, parse_latency
+from simulators.nas import SessionExists
 from simulators.netbox import PrefixExists
 from simulators.web import BadJson, Reply, Request, json_reply
 
@@ -81,6 +83,8 @@ def _route(world: World, request: Request) -> Reply:
             return _update_cpe(world, serial, _body(request))
         case ("POST", ["prefixes"]):
             return _add_prefix(world, request, _body(request))
+        case ("POST", ["nas", "sessions"]):
+            return _add_nas_session(world, _body(request))
         case ("GET", ["faults"]):
             return json_reply(200, world.faults.snapshot()["faults"])
         case ("POST", ["faults"]):
@@ -117,7 +121,14 @@ def _add_onu(world: World, body: dict[str, Any]) -> Reply:
     serial = _field(body, "serial", str)
     if not serial:
         raise _Refused(400, "serial is required")
-    onu = world.access.add_onu(serial, _field(body, "olt", str), _field(body, "pon", int))
+    onu = world.access.add_onu(
+        serial,
+        _field(body, "olt", str),
+        _field(body, "pon", int),
+        admin_state=_field(body, "admin_state", str, "ENABLED"),
+        connect_status=_field(body, "connect_status", str, "REACHABLE"),
+        oper_status=_field(body, "oper_status", str),
+    )
     uni = next(u for u in world.access.uni_ports() if u.onu_id == onu.id)
     return json_reply(
         201,
@@ -127,6 +138,9 @@ def _add_onu(world: World, body: dict[str, Any]) -> Reply:
             "olt_id": onu.parent_id,
             "pon": onu.pon,
             "onu_id": onu.onu_id,
+            "admin_state": onu.admin_state,
+            "oper_status": onu.oper_status,
+            "connect_status": onu.connect_status,
             "of_device_id": uni.of_device_id,
             "uni_port_no": uni.port_no,
             "uni_port_name": uni.name,
@@ -146,6 +160,9 @@ def _add_cpe(world: World, body: dict[str, Any]) -> Reply:
     data_model = _field(body, "data_model", str, "tr181")
     if data_model not in ("tr098", "tr181"):
         raise _Refused(400, "data_model must be tr098 or tr181")
+    mac = _field(body, "mac", str)
+    if mac is not None and not MAC_RE.match(mac):
+        raise _Refused(400, "mac must be six colon-separated hex pairs")
     try:
         world.genieacs.add_cpe(
             serial,
@@ -154,6 +171,7 @@ def _add_cpe(world: World, body: dict[str, Any]) -> Reply:
             data_model,
             online=_field(body, "online", bool, True),
             in_session=_field(body, "in_session", bool, False),
+            mac=mac,
         )
     except ValueError as exc:
         raise _Refused(409, str(exc)) from exc
@@ -183,6 +201,20 @@ def _add_prefix(world: World, request: Request, body: dict[str, Any]) -> Reply:
         raise _Refused(400, str(exc)) from exc
     prefixes = world.state(request.base_url)["netbox"]["prefixes"]
     return json_reply(201, next(p for p in prefixes if p["id"] == created.id))
+
+
+def _add_nas_session(world: World, body: dict[str, Any]) -> Reply:
+    username = _field(body, "username", str)
+    if not username:
+        raise _Refused(400, "username is required")
+    session_id = _field(body, "session_id", str)
+    if session_id == "":
+        raise _Refused(400, "session_id must not be empty")
+    try:
+        session = world.nas.add_session(username, session_id)
+    except SessionExists as exc:
+        raise _Refused(409, str(exc)) from exc
+    return json_reply(201, {"username": session.username, "session_id": session.session_id})
 
 
 def _configure(world: World, body: dict[str, Any]) -> Reply:

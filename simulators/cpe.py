@@ -1,7 +1,17 @@
-"""A simulated CPE: its TR-098 or TR-181 parameters, and how it runs a GenieACS task."""
+"""A simulated CPE: its TR-098 or TR-181 parameters, and how it runs a GenieACS task.
+
+Its WAN MAC sits where each data model puts the MAC of the WAN frames: TR-098 on the WAN
+connections (``WANIPConnection.1.MACAddress`` and ``WANPPPConnection.1.MACAddress``, "the physical
+address of the connection"); TR-181 on the WAN's ``Device.Ethernet.Link.1.MACAddress`` ("the MAC
+address used for packets sent via this interface"), with the same address as the burned-in
+``Device.Ethernet.Interface.1.MACAddress`` of its upstream port. It is stored as given, in the
+case the CPE reports it.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -21,6 +31,15 @@ def escape_id_part(value: str) -> str:
     )
 
 
+MAC_RE = re.compile(r"^(?:[0-9A-Fa-f]{2}:){5}[0-9A-Fa-f]{2}$")  # TR-181's MACAddress pattern
+
+
+def default_mac(serial: str) -> str:
+    """A stable, locally administered WAN MAC for a CPE created without one (02:xx:...)."""
+    digest = hashlib.sha256(serial.encode()).digest()
+    return ":".join(f"{b:02X}" for b in (0x02, *digest[:5]))
+
+
 @dataclass
 class Param:
     value: Any
@@ -29,7 +48,7 @@ class Param:
 
 
 def default_parameters(
-    data_model: str, serial: str, oui: str, product_class: str
+    data_model: str, serial: str, oui: str, product_class: str, mac: str
 ) -> dict[str, Param]:
     root = "InternetGatewayDevice" if data_model == "tr098" else "Device"
     params = {
@@ -43,9 +62,14 @@ def default_parameters(
         ),
     }
     if data_model == "tr098":
-        ppp = "InternetGatewayDevice.WANDevice.1.WANConnectionDevice.1.WANPPPConnection.1"
+        wan = "InternetGatewayDevice.WANDevice.1.WANConnectionDevice.1"
+        ppp = f"{wan}.WANPPPConnection.1"
         wlan = "InternetGatewayDevice.LANDevice.1.WLANConfiguration.1"
         params |= {
+            # read-write in TR-098 (a MAC override); both connections run over the one WAN port
+            f"{wan}.WANIPConnection.1.MACAddress": Param(mac),
+            f"{wan}.WANIPConnection.1.ConnectionStatus": Param("Unconfigured", writable=False),
+            f"{ppp}.MACAddress": Param(mac),
             f"{ppp}.Enable": Param(False, "xsd:boolean"),
             f"{ppp}.Username": Param(""),
             f"{ppp}.Password": Param(""),
@@ -55,6 +79,11 @@ def default_parameters(
         }
     else:
         params |= {
+            "Device.Ethernet.Interface.1.MACAddress": Param(mac, writable=False),
+            "Device.Ethernet.Interface.1.Upstream": Param(True, "xsd:boolean", writable=False),
+            "Device.Ethernet.Link.1.MACAddress": Param(mac),
+            "Device.Ethernet.Link.1.LowerLayers": Param("Device.Ethernet.Interface.1"),
+            "Device.PPP.Interface.1.LowerLayers": Param("Device.Ethernet.Link.1"),
             "Device.PPP.Interface.1.Enable": Param(False, "xsd:boolean"),
             "Device.PPP.Interface.1.Username": Param(""),
             "Device.PPP.Interface.1.Password": Param(""),
@@ -72,6 +101,8 @@ class Cpe:
     oui: str
     product_class: str
     data_model: str
+    #: the WAN MAC as the CPE reports it (the case is the CPE's)
+    mac: str
     online: bool = True
     in_session: bool = False
     params: dict[str, Param] = field(default_factory=dict)
@@ -153,5 +184,7 @@ def apply_task(cpe: Cpe, task: dict[str, Any]) -> dict[str, Any] | None:
         # all or nothing, as a CPE applies one SetParameterValues
         cpe.params.update(updates)
     elif name == "factoryReset":
-        cpe.params = default_parameters(cpe.data_model, cpe.serial, cpe.oui, cpe.product_class)
+        cpe.params = default_parameters(
+            cpe.data_model, cpe.serial, cpe.oui, cpe.product_class, cpe.mac
+        )
     return None

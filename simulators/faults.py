@@ -1,8 +1,9 @@
 """Faults, latency and request counters, shared by every simulated system.
 
 A request is identified by a *target*: ``"METHOD /path"`` relative to the system's root for HTTP
-(``"POST /api/ipam/prefixes/1/available-ips/"`` for NetBox) or the bare method name for gRPC
-(``"ListDevices"``). Rules match a target with ``re.search``.
+(``"POST /api/ipam/prefixes/1/available-ips/"`` for NetBox), the bare method name for gRPC
+(``"ListDevices"``), or the packet type and the User-Name for RADIUS (``"Disconnect-Request
+alice"`` for the NAS). Rules match a target with ``re.search``.
 """
 
 from __future__ import annotations
@@ -14,8 +15,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-SYSTEMS = ("netbox", "onos", "voltha", "genieacs")
+SYSTEMS = ("netbox", "onos", "voltha", "genieacs", "nas")
 MODES = ("error", "timeout", "reset", "after_effect")
+# The NAS answers an "error" with a NAK whose Error-Cause is the fault's status: one of the
+# causes RFC 5176 section 3.5 defines for a NAK. 506 "Resources Unavailable" stands in for HTTP's
+# 500 when none is given.
+NAS_ERROR_CAUSES = frozenset(range(401, 408)) | frozenset(range(501, 509))
+_DEFAULT_STATUS = {"nas": 506}
 
 
 class SpecError(ValueError):
@@ -86,8 +92,11 @@ def parse_fault(spec: Mapping[str, Any]) -> Fault:
     mode = spec.get("mode")
     if mode not in MODES:
         raise SpecError(f"mode must be one of {', '.join(MODES)}")
-    status = _number(spec, "status", 500)
-    if status is None or not 400 <= status <= 599 or status != int(status):
+    status = _number(spec, "status", _DEFAULT_STATUS.get(system, 500))
+    if system == "nas":
+        if status not in NAS_ERROR_CAUSES:
+            raise SpecError("for nas, status is the NAK's Error-Cause: 401-407 or 501-508")
+    elif status is None or not 400 <= status <= 599 or status != int(status):
         raise SpecError("status must be an HTTP error status (400-599)")
     count = _number(spec, "count", 1)
     if count is None or count != int(count) or count < -1:

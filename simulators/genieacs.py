@@ -1,6 +1,8 @@
 """GenieACS NBI (port 7557): device queries, tasks, tags; CPEs with TR-098 or TR-181 parameters.
 
-Routing, status codes and reason phrases follow GenieACS's ``lib/nbi.ts``. A CPE that is online
+Routing, status codes and reason phrases follow GenieACS's ``lib/nbi.ts``; a ``/devices`` query is
+expanded as GenieACS's ``lib/query.ts`` does (a parameter path is matched on its ``_value``) before
+MongoDB's rules apply (see ``simulators/mongo.py``). A CPE that is online
 and not in a session runs its queued tasks as soon as a task arrives with ``?connection_request``
 (200); otherwise the task stays queued (202 with the reason in the status line) until the CPE
 comes online through the control API, which stands for its next inform.
@@ -17,8 +19,15 @@ from http import HTTPStatus
 from typing import Any
 from urllib.parse import unquote
 
-from simulators.cpe import Cpe, apply_task, default_parameters, escape_id_part, now
-from simulators.mongo import BadQuery, matches, project
+from simulators.cpe import (
+    Cpe,
+    apply_task,
+    default_mac,
+    default_parameters,
+    escape_id_part,
+    now,
+)
+from simulators.mongo import BadQuery, expand, matches, project
 from simulators.web import BadJson, Reply, Request, json_reply, text_reply
 
 VERSION = "1.2.13"
@@ -71,17 +80,21 @@ class GenieAcsSim:
         *,
         online: bool,
         in_session: bool,
+        mac: str | None = None,
     ) -> Cpe:
         device_id = "-".join(escape_id_part(p) for p in (oui, product_class, serial))
+        # no uniqueness check on the MAC: cloned WAN MACs happen, and GenieACS does not mind
+        mac = mac or default_mac(serial)
         cpe = Cpe(
             id=device_id,
             serial=serial,
             oui=oui,
             product_class=product_class,
             data_model=data_model,
+            mac=mac,
             online=online,
             in_session=in_session,
-            params=default_parameters(data_model, serial, oui, product_class),
+            params=default_parameters(data_model, serial, oui, product_class, mac),
         )
         with self.lock:
             if device_id in self.devices or any(c.serial == serial for c in self.devices.values()):
@@ -115,6 +128,7 @@ class GenieAcsSim:
                         "oui": cpe.oui,
                         "product_class": cpe.product_class,
                         "data_model": cpe.data_model,
+                        "mac": cpe.mac,
                         "online": cpe.online,
                         "in_session": cpe.in_session,
                         "parameters": {path: p.value for path, p in cpe.params.items()},
@@ -193,6 +207,8 @@ class GenieAcsSim:
             else:
                 return text_reply(404, "404 Not Found")
         try:
+            if collection == "devices":
+                query = expand(query)
             docs = [doc for doc in docs if matches(doc, query)]
         except BadQuery as exc:
             return text_reply(400, f"Error: {exc}")

@@ -1,8 +1,9 @@
 """Entry point: ``orchestrator-simulators --host 127.0.0.1 --http-port 8100 --grpc-port 8155``.
 
 One process serves NetBox (``/netbox``), ONOS (``/onos``), GenieACS (``/genieacs``) and the control
-API (``/_sim``) over HTTP, and VOLTHA over gRPC. SIGTERM or SIGINT stops it cleanly, even while
-requests are being held by a "timeout" fault.
+API (``/_sim``) over HTTP, VOLTHA over gRPC, and a NAS's RFC 5176 Disconnect-Request port over UDP
+(``--nas-port``, 3799). SIGTERM or SIGINT stops it cleanly, even while requests are being held by
+a "timeout" fault.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import threading
 from collections.abc import Sequence
 from types import FrameType
 
+from simulators.nas import NasServer
 from simulators.voltha import start_grpc_server
 from simulators.web import SimulatorHTTPServer, serve_in_thread
 from simulators.world import World
@@ -28,6 +30,12 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--grpc-port", type=int, default=8155)
     parser.add_argument(
         "--hold-s", type=float, default=30.0, help="how long a timeout fault holds a request"
+    )
+    parser.add_argument(
+        "--nas-port", type=int, default=3799, help="UDP port of the NAS's Disconnect-Requests"
+    )
+    parser.add_argument(
+        "--nas-secret", default="testing123", help="RADIUS secret the NAS shares with its clients"
     )
     parser.add_argument("--onos-user", default="onos")
     parser.add_argument("--onos-password", default="rocks")
@@ -47,14 +55,26 @@ def seed_demo(world: World, count: int) -> None:
     for number in range(1, count + 1):
         world.access.add_onu(f"BBSM{number:08d}")
         world.genieacs.add_cpe(
-            f"DEMOCPE{number:04d}", "A4230F", "SimCPE", "tr181", online=True, in_session=False
+            f"DEMOCPE{number:04d}",
+            "A4230F",
+            "SimCPE",
+            "tr181",
+            online=True,
+            in_session=False,
+            # the index in the last two bytes, in hex: DEMOCPE0010 is 02:DE:00:00:00:0A
+            mac=f"02:DE:00:00:{number >> 8:02X}:{number & 0xFF:02X}",
         )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parse(argv)
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(name)s %(message)s")
-    world = World(hold_s=args.hold_s, onos_user=args.onos_user, onos_password=args.onos_password)
+    world = World(
+        hold_s=args.hold_s,
+        onos_user=args.onos_user,
+        onos_password=args.onos_password,
+        nas_secret=args.nas_secret,
+    )
 
     seed_demo(world, args.demo)
     stop = threading.Event()
@@ -65,13 +85,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
 
-    # gRPC first: once HTTP answers /_sim/state, everything is up
+    # gRPC and the NAS first: once HTTP answers /_sim/state, everything is up
     grpc_server, grpc_port = start_grpc_server(world.access, world, args.host, args.grpc_port)
+    nas_server = NasServer(world.nas, world, args.host, args.nas_port).start()
     http_server = SimulatorHTTPServer((args.host, args.http_port), world)
     http_thread = serve_in_thread(http_server)
     http_port = http_server.server_address[1]
     log.info(
-        "simulators ready: http://%s:%s grpc %s:%s", args.host, http_port, args.host, grpc_port
+        "simulators ready: http://%s:%s grpc %s:%s nas udp %s:%s",
+        args.host,
+        http_port,
+        args.host,
+        grpc_port,
+        args.host,
+        nas_server.port,
     )
 
     while not stop.wait(0.5):
@@ -83,6 +110,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     http_server.server_close()
     http_thread.join(timeout=5)
     grpc_server.stop(grace=1).wait(timeout=5)
+    nas_server.stop()
     return 0
 
 

@@ -3,6 +3,13 @@
 Served from the generated voltha-protos servicer, so a request our client builds with the real
 stubs is decoded exactly as VOLTHA's core decodes it. Methods we do not model answer UNIMPLEMENTED
 (the servicer base class does that).
+
+EnableDevice and DisableDevice decide as voltha-go's core does (rw_core/core/device/agent.go
+``enableDevice``/``disableDevice``, manager_nbi.go): an unknown id is NOT_FOUND with the id as the
+message; disabling a disabled device succeeds and changes nothing ("device-already-disabled");
+disabling a PREPROVISIONED one is FAILED_PRECONDITION "deviceId:<id>, invalid-admin-state:
+PREPROVISIONED"; enabling an ENABLED device is FAILED_PRECONDITION "cannot-enable-an-already-
+enabled-device: <id>" unless its oper status is FAILED.
 """
 
 from __future__ import annotations
@@ -57,8 +64,6 @@ def _abort(context: grpc.ServicerContext, code: grpc.StatusCode, details: str) -
 
 
 def _device_pb(device: Device, parent: Device | None) -> device_pb2.Device:
-    admin = common_pb2.AdminState.ENABLED if device.enabled else common_pb2.AdminState.DISABLED
-    oper = common_pb2.OperStatus.ACTIVE if device.enabled else common_pb2.OperStatus.UNKNOWN
     message = device_pb2.Device(
         id=device.id,
         type=device.type,
@@ -72,10 +77,10 @@ def _device_pb(device: Device, parent: Device | None) -> device_pb2.Device:
         serial_number=device.serial_number,
         vendor_id=device.vendor,
         adapter_endpoint="openolt" if device.root else "brcm_openomci_onu",
-        admin_state=admin,
-        oper_status=oper,
-        connect_status=common_pb2.ConnectStatus.REACHABLE,
-        reason="" if device.root else "initial-mib-downloaded",
+        admin_state=common_pb2.AdminState.Types.Value(device.admin_state),
+        oper_status=common_pb2.OperStatus.Types.Value(device.oper_status),
+        connect_status=common_pb2.ConnectStatus.Types.Value(device.connect_status),
+        reason=device.reason,
     )
     if device.root:
         message.mac_address = device.mac_address
@@ -92,7 +97,8 @@ def _device_pb(device: Device, parent: Device | None) -> device_pb2.Device:
 def _ports_pb(device: Device) -> device_pb2.Ports:
     ports = device_pb2.Ports()
     admin = common_pb2.AdminState.ENABLED if device.enabled else common_pb2.AdminState.DISABLED
-    oper = common_pb2.OperStatus.ACTIVE if device.enabled else common_pb2.OperStatus.UNKNOWN
+    # the adapters report their ports up only while the device is
+    oper = common_pb2.OperStatus.ACTIVE if device.usable else common_pb2.OperStatus.UNKNOWN
     for port in device.ports:
         message = ports.items.add(
             port_no=port.port_no,
@@ -178,32 +184,39 @@ class VolthaServicer(voltha_pb2_grpc.VolthaServiceServicer):  # type: ignore[mis
     def EnableDevice(
         self, request: common_pb2.ID, context: grpc.ServicerContext
     ) -> empty_pb2.Empty:
-        return self._call(
-            "EnableDevice", request, context, lambda: self._set_enabled(request.id, True, context)
-        )
+        def effect() -> empty_pb2.Empty:
+            with self._access.lock:
+                device = self._device(request.id, context)
+                # vol-4275: an ENABLED device may be enabled again only when it FAILED
+                if device.admin_state == "ENABLED" and device.oper_status != "FAILED":
+                    _abort(
+                        context,
+                        grpc.StatusCode.FAILED_PRECONDITION,
+                        f"cannot-enable-an-already-enabled-device: {device.id}",
+                    )
+                self._access.enable(device)
+            return empty_pb2.Empty()
+
+        return self._call("EnableDevice", request, context, effect)
 
     def DisableDevice(
         self, request: common_pb2.ID, context: grpc.ServicerContext
     ) -> empty_pb2.Empty:
-        return self._call(
-            "DisableDevice", request, context, lambda: self._set_enabled(request.id, False, context)
-        )
+        def effect() -> empty_pb2.Empty:
+            with self._access.lock:
+                device = self._device(request.id, context)
+                if device.admin_state == "DISABLED":
+                    return empty_pb2.Empty()  # "device-already-disabled": OK, nothing changes
+                if device.admin_state == "PREPROVISIONED":
+                    _abort(
+                        context,
+                        grpc.StatusCode.FAILED_PRECONDITION,
+                        f"deviceId:{device.id}, invalid-admin-state:PREPROVISIONED",
+                    )
+                self._access.disable(device)
+            return empty_pb2.Empty()
 
-    def _set_enabled(
-        self, device_id: str, enabled: bool, context: grpc.ServicerContext
-    ) -> empty_pb2.Empty:
-        with self._access.lock:
-            device = self._device(device_id, context)
-            if device.enabled == enabled:
-                # VOLTHA's core refuses a no-op state change
-                what = "enable-an-already-enabled" if enabled else "disable-an-already-disabled"
-                _abort(
-                    context,
-                    grpc.StatusCode.FAILED_PRECONDITION,
-                    f"cannot-{what}-device: {device_id}",
-                )
-            self._access.set_enabled(device_id, enabled)
-        return empty_pb2.Empty()
+        return self._call("DisableDevice", request, context, effect)
 
 
 def start_grpc_server(

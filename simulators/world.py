@@ -11,6 +11,7 @@ from simulators import control
 from simulators.access import AccessNetwork
 from simulators.faults import Fault, FaultBook
 from simulators.genieacs import GenieAcsSim
+from simulators.nas import NasSim
 from simulators.netbox import NetBoxSim
 from simulators.onos import OnosSim
 from simulators.web import Mount, Reply, Request
@@ -30,7 +31,14 @@ class SimConfig:
 
 
 class World:
-    def __init__(self, *, hold_s: float = 30.0, onos_user: str, onos_password: str) -> None:
+    def __init__(
+        self,
+        *,
+        hold_s: float = 30.0,
+        onos_user: str,
+        onos_password: str,
+        nas_secret: str,
+    ) -> None:
         self._defaults = SimConfig(hold_s=hold_s)
         self.config = replace(self._defaults)
         self.faults = FaultBook()
@@ -43,6 +51,8 @@ class World:
             program_delay=lambda: self.config.onos_program_delay_s,
         )
         self.genieacs = GenieAcsSim()
+        # not mounted: the NAS speaks RADIUS over UDP (simulators/nas.py NasServer)
+        self.nas = NasSim(nas_secret)
         self._mounts = [
             Mount("/netbox", True, self.netbox),
             Mount("/genieacs", True, self.genieacs),
@@ -96,6 +106,7 @@ class World:
         self.netbox.reset()
         self.onos.reset()
         self.genieacs.reset()
+        self.nas.reset()
         with self._journal_lock:
             self._journal.clear()
 
@@ -119,6 +130,7 @@ class World:
             "onos": self.onos.snapshot(),
             "genieacs": self.genieacs.snapshot(),
             "voltha": self.voltha_view(),
+            "nas": self.nas.snapshot(),
             "counters": faults["counters"],
             "faults": faults["faults"],
             "latency": faults["latency"],

@@ -58,6 +58,7 @@ os.environ.update(
     }
 )
 SIM_HTTP_PORT, SIM_GRPC_PORT = _free_tcp_port(), _free_tcp_port()
+SIM_NAS_PORT = _free_udp_port()
 os.environ.update(
     {
         # The simulators stand in for NetBox, ONOS, GenieACS and VOLTHA (tests/support).
@@ -66,6 +67,11 @@ os.environ.update(
         "ONOS_URL": f"http://127.0.0.1:{SIM_HTTP_PORT}",
         "GENIEACS_URL": f"http://127.0.0.1:{SIM_HTTP_PORT}/genieacs",
         "VOLTHA_ADDRESS": f"127.0.0.1:{SIM_GRPC_PORT}",
+        # The simulated NAS answers Disconnect-Requests (RFC 5176) on a free UDP port.
+        "NAS_ADDRESS": "127.0.0.1",
+        "NAS_COA_PORT": str(SIM_NAS_PORT),
+        "NAS_SECRET": "testing123",
+        "NAS_TIMEOUT": "0.5",
         # A held request becomes a timeout quickly; the step's retries do the rest.
         "HTTP_READ_TIMEOUT": "1.5",
     }
@@ -121,7 +127,9 @@ def redis_clean() -> None:
 @pytest.fixture(scope="session")
 def simulators() -> Iterator[SimulatorHandle]:
     """One simulator process for the session, on the ports the settings point at."""
-    handle = start_simulators(http_port=SIM_HTTP_PORT, grpc_port=SIM_GRPC_PORT)
+    handle = start_simulators(
+        http_port=SIM_HTTP_PORT, grpc_port=SIM_GRPC_PORT, nas_port=SIM_NAS_PORT
+    )
     yield handle
     handle.stop()
 

@@ -1,4 +1,4 @@
-"""GenieACS NBI: find a CPE by serial, push PPPoE credentials as a task, tag devices.
+"""GenieACS NBI: find a CPE by serial or WAN MAC, push PPPoE credentials as a task, tag devices.
 
 Tasks carry a ``uniqueKey``: a new task with the same key replaces a queued one, so pushing again
 after a lost answer leaves one task, not two. A 200 means the CPE applied the task in a session;
@@ -20,8 +20,26 @@ from orchestrator.integrations.http import RestClient, RetryPolicy, Timeouts
 SYSTEM = "genieacs"
 log = logging.getLogger(__name__)
 
-_TR098_PPP = "InternetGatewayDevice.WANDevice.1.WANConnectionDevice.1.WANPPPConnection.1"
+_TR098_WAN = "InternetGatewayDevice.WANDevice.1.WANConnectionDevice.1"
+_TR098_PPP = f"{_TR098_WAN}.WANPPPConnection.1"
 _TR181_PPP = "Device.PPP.Interface.1"
+# Where each data model keeps the MAC of the WAN frames. TR-098: the WAN connection's MACAddress
+# ("the physical address of the WANIPConnection/WANPPPConnection"). TR-181: Ethernet.Link's
+# MACAddress ("the MAC address used for packets sent via this interface"); not
+# Ethernet.Interface's, the burned-in address that TR-181 says need not be the one in use.
+# GenieACS matches literal paths (no wildcard instance numbers), so like the PPPoE paths these
+# take the first instance.
+_WAN_MAC_PATHS = (
+    f"{_TR098_WAN}.WANIPConnection.1.MACAddress",
+    f"{_TR098_WAN}.WANPPPConnection.1.MACAddress",
+    "Device.Ethernet.Link.1.MACAddress",
+)
+_MAC_SEPARATORS = re.compile(r"[:\-.]")
+_MAC_DIGITS = re.compile(r"[0-9A-Fa-f]{12}")
+# the roots tell the data model apart without fetching the whole parameter tree
+_PROJECTION = (
+    "_id,_deviceId,Device.DeviceInfo.SerialNumber,InternetGatewayDevice.DeviceInfo.SerialNumber"
+)
 _PPP_ROOTS = {"tr098": _TR098_PPP, "tr181": _TR181_PPP}
 _UNSAFE = re.compile(r"[^A-Za-z0-9_\-]")
 # GenieACS's tag route takes [A-Za-z0-9-_%]; requests un-escapes "%2E" and the like back to "."
@@ -52,6 +70,15 @@ def _segment(value: str) -> str:
     Device ids contain "%" already: escaping them again is what GenieACS expects.
     """
     return _UNSAFE.sub(lambda m: "".join(f"%{b:02X}" for b in m[0].encode()), value)
+
+
+def _canonical_mac(mac: str) -> str | None:
+    """The MAC as TR-181 writes it, upper case (``00:1A:2B:3C:4D:5E``), from any common form:
+    either case, separated by ":" or "-", in Cisco's dotted groups, or bare; None if not a MAC."""
+    digits = _MAC_SEPARATORS.sub("", mac.strip())
+    if not _MAC_DIGITS.fullmatch(digits):
+        return None
+    return ":".join(digits[i : i + 2] for i in range(0, 12, 2)).upper()
 
 
 def _data_model(document: dict[str, Any]) -> str | None:
@@ -86,20 +113,7 @@ class GenieAcsClient:
         return f"GenieAcsClient(url={self._rest.base_url!r})"
 
     def find_device(self, serial: str) -> CpeDevice:
-        query = json.dumps({"_deviceId._SerialNumber": serial})
-        response = self._rest.request(
-            "GET",
-            "/devices/",
-            operation="find_device",
-            idempotent=True,
-            # the roots tell the data model apart without fetching the whole parameter tree
-            params={
-                "query": query,
-                "projection": "_id,_deviceId,Device.DeviceInfo.SerialNumber,"
-                "InternetGatewayDevice.DeviceInfo.SerialNumber",
-            },
-        )
-        documents = response.json()
+        documents = self._find({"_deviceId._SerialNumber": serial}, operation="find_device")
         if not documents:
             raise ResourceNotFound(
                 f"{SYSTEM} find_device: no CPE with serial {serial} has informed GenieACS",
@@ -112,13 +126,65 @@ class GenieAcsClient:
                 system=SYSTEM,
                 operation="find_device",
             )
-        document = documents[0]
+        return self._device(documents[0], operation="find_device")
+
+    def find_device_by_mac(self, mac: str) -> CpeDevice:
+        """The CPE whose WAN MAC is ``mac`` (any case; ":", "-" or "." separated, or none).
+
+        TR-098 CPEs are matched on ``WANIPConnection.1`` or ``WANPPPConnection.1``, TR-181 CPEs
+        on ``Device.Ethernet.Link.1`` (see ``_WAN_MAC_PATHS``). GenieACS compares strings exactly
+        and CPEs report MACs in upper or lower case, so both spellings are asked for.
+        """
+        operation = "find_device_by_mac"
+        canonical = _canonical_mac(mac)
+        if canonical is None:
+            raise PermanentError(
+                f"{SYSTEM} {operation}: {mac!r} is not a MAC address",
+                system=SYSTEM,
+                operation=operation,
+            )
+        spellings = [canonical, canonical.lower()]
+        # GenieACS turns each path into "<path>._value" (lib/query.ts expand) and keeps $or/$in
+        query = {"$or": [{path: {"$in": spellings}} for path in _WAN_MAC_PATHS]}
+        documents = self._find(query, operation=operation)
+        if not documents:
+            raise ResourceNotFound(
+                f"{SYSTEM} {operation}: no CPE in GenieACS has WAN MAC {canonical}",
+                system=SYSTEM,
+                operation=operation,
+            )
+        if len(documents) > 1:
+            # a cloned MAC: pushing to either could configure the wrong subscriber's router
+            ids = ", ".join(str(d.get("_id")) for d in documents)
+            raise PermanentError(
+                f"{SYSTEM} {operation}: WAN MAC {canonical} is ambiguous: "
+                f"{len(documents)} CPEs have it ({ids})",
+                system=SYSTEM,
+                operation=operation,
+                response={"device_ids": [d.get("_id") for d in documents]},
+            )
+        return self._device(documents[0], operation=operation)
+
+    def _find(self, query: dict[str, Any], *, operation: str) -> list[dict[str, Any]]:
+        response = self._rest.request(
+            "GET",
+            "/devices/",
+            operation=operation,
+            idempotent=True,
+            params={"query": json.dumps(query), "projection": _PROJECTION},
+        )
+        documents: list[dict[str, Any]] = response.json()
+        return documents
+
+    @staticmethod
+    def _device(document: dict[str, Any], *, operation: str) -> CpeDevice:
+        serial = document.get("_deviceId", {}).get("_SerialNumber", "")
         data_model = _data_model(document)
         if data_model is None:
             raise PermanentError(
-                f"{SYSTEM} find_device: CPE {serial} has neither a TR-098 nor a TR-181 root",
+                f"{SYSTEM} {operation}: CPE {serial} has neither a TR-098 nor a TR-181 root",
                 system=SYSTEM,
-                operation="find_device",
+                operation=operation,
             )
         return CpeDevice(device_id=document["_id"], serial=serial, data_model=data_model)
 

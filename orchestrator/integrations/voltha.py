@@ -1,8 +1,13 @@
 """VOLTHA's northbound gRPC API, through the stubs generated in voltha-protos.
 
 ONUs are never created through the API: the OLT adapter discovers them when they range. We find
-an ONU by its serial number, with its OLT and its UNI port, whose OpenFlow name is what ONOS
-knows the subscriber's port by.
+an ONU by its serial number, with its OLT, its UNI port (whose OpenFlow name is what ONOS knows
+the subscriber's port by) and its state; a disabled or unreachable ONU is still found, so that it
+can be enabled again, unless the caller asks for a usable one.
+
+Disabling and enabling are made idempotent after voltha-go's core (rw_core/core/device/agent.go):
+``disableDevice`` answers OK for a device that is already disabled, but ``enableDevice`` refuses
+an ENABLED device with FAILED_PRECONDITION unless its oper status is FAILED.
 """
 
 from __future__ import annotations
@@ -42,6 +47,9 @@ _TRANSIENT_CODES = frozenset(
 )
 
 
+_USABLE = ("ENABLED", "ACTIVE", "REACHABLE")
+
+
 @dataclass(frozen=True)
 class OnuLocation:
     device_id: str
@@ -50,6 +58,33 @@ class OnuLocation:
     uni_port_no: int
     #: the UNI's OpenFlow port name, "<serial>-1": what ONOS's olt app calls portName
     uni_port_name: str
+    #: VOLTHA's enum names: what the operator asked for (ENABLED, DISABLED, PREPROVISIONED, ...)
+    admin_state: str
+    #: what the adapter reports (ACTIVE, ACTIVATING, DISCOVERED, UNKNOWN, FAILED, ...)
+    oper_status: str
+    #: whether the OLT can talk to it (REACHABLE, UNREACHABLE, UNKNOWN)
+    connect_status: str
+
+    @property
+    def usable(self) -> bool:
+        """Whether it can carry a subscriber's service now: ENABLED, ACTIVE and REACHABLE."""
+        return (self.admin_state, self.oper_status, self.connect_status) == _USABLE
+
+
+def _states(device: device_pb2.Device) -> tuple[str, str, str]:
+    return (
+        common_pb2.AdminState.Types.Name(device.admin_state),
+        common_pb2.OperStatus.Types.Name(device.oper_status),
+        common_pb2.ConnectStatus.Types.Name(device.connect_status),
+    )
+
+
+def _already_enabled(device: device_pb2.Device) -> bool:
+    # what voltha-go's enableDevice refuses as "cannot-enable-an-already-enabled-device"
+    return (
+        device.admin_state == common_pb2.AdminState.ENABLED
+        and device.oper_status != common_pb2.OperStatus.FAILED
+    )
 
 
 def error_for_rpc(operation: str, exc: grpc.RpcError) -> IntegrationError:
@@ -116,7 +151,13 @@ class VolthaClient:
         )
         return list(ports.items)
 
-    def find_onu(self, serial: str) -> OnuLocation:
+    def find_onu(self, serial: str, *, require_usable: bool = False) -> OnuLocation:
+        """The ONU with this serial, whatever its state, with its state.
+
+        With ``require_usable`` an ONU that is not ENABLED, ACTIVE and REACHABLE is a
+        PermanentError naming its state; without it a disabled or unreachable ONU is returned
+        too (to enable it again, or to undo a service on it).
+        """
         onu = next(
             (d for d in self.list_devices() if not d.root and d.serial_number == serial), None
         )
@@ -125,6 +166,20 @@ class VolthaClient:
                 f"{SYSTEM} find_onu: ONU {serial} not discovered by VOLTHA",
                 system=SYSTEM,
                 operation="find_onu",
+            )
+        admin_state, oper_status, connect_status = _states(onu)
+        if require_usable and (admin_state, oper_status, connect_status) != _USABLE:
+            raise PermanentError(
+                f"{SYSTEM} find_onu: ONU {serial} is not usable: admin_state {admin_state}, "
+                f"oper_status {oper_status}, connect_status {connect_status} "
+                "(needs ENABLED, ACTIVE, REACHABLE)",
+                system=SYSTEM,
+                operation="find_onu",
+                response={
+                    "admin_state": admin_state,
+                    "oper_status": oper_status,
+                    "connect_status": connect_status,
+                },
             )
         unis = sorted(
             (p for p in self.list_ports(onu.id) if p.type == device_pb2.Port.ETHERNET_UNI),
@@ -144,30 +199,55 @@ class VolthaClient:
             olt_id=onu.parent_id,
             uni_port_no=uni.port_no,
             uni_port_name=uni.ofp_port.name or f"{serial}-1",
+            admin_state=admin_state,
+            oper_status=oper_status,
+            connect_status=connect_status,
         )
 
-    def disable_device(self, device_id: str) -> None:
-        """Blocks the device; one that is already disabled counts as done."""
-        self._set_admin_state(device_id, enable=False)
+    def disable_onu(self, device_id: str) -> None:
+        """Blocks the ONU: VOLTHA admin-locks it and its UNIs go down.
 
-    def enable_device(self, device_id: str) -> None:
-        """Unblocks the device; one that is already enabled counts as done."""
-        self._set_admin_state(device_id, enable=True)
-
-    def _set_admin_state(self, device_id: str, *, enable: bool) -> None:
-        wanted = common_pb2.AdminState.ENABLED if enable else common_pb2.AdminState.DISABLED
-        if self.get_device(device_id).admin_state == wanted:
+        An ONU that is already disabled counts as done, and VOLTHA agrees: DisableDevice on a
+        disabled device answers OK ("device-already-disabled"), so a call whose answer was lost
+        is simply asked again.
+        """
+        if self._onu(device_id, "disable_onu").admin_state == common_pb2.AdminState.DISABLED:
             return
-        method = self._stub.EnableDevice if enable else self._stub.DisableDevice
-        operation = "enable_device" if enable else "disable_device"
+        self._rpc(
+            "disable_onu",
+            lambda: self._stub.DisableDevice(common_pb2.ID(id=device_id), timeout=self._timeout),
+        )
+
+    def enable_onu(self, device_id: str) -> None:
+        """Unblocks the ONU. One that is already enabled counts as done, unless it FAILED: then
+        VOLTHA accepts EnableDevice again, which asks its adapter to bring it back.
+
+        VOLTHA refuses to enable an enabled device (FAILED_PRECONDITION): we look first, and a
+        refusal of a retried call (the first one took effect, its answer was lost) is checked
+        against the device before it counts as a failure.
+        """
+        if _already_enabled(self._onu(device_id, "enable_onu")):
+            return
         try:
-            # setting a state is idempotent, so a lost answer may be asked again
-            self._rpc(operation, lambda: method(common_pb2.ID(id=device_id), timeout=self._timeout))
-        except PermanentError:
-            # VOLTHA refuses a change to the state the device is already in (FAILED_PRECONDITION):
-            # if that is why, the work is done
-            if self.get_device(device_id).admin_state != wanted:
+            self._rpc(
+                "enable_onu",
+                lambda: self._stub.EnableDevice(common_pb2.ID(id=device_id), timeout=self._timeout),
+            )
+        except PermanentError as exc:
+            refused = exc.response == grpc.StatusCode.FAILED_PRECONDITION.name
+            if not (refused and _already_enabled(self.get_device(device_id))):
                 raise
+
+    def _onu(self, device_id: str, operation: str) -> device_pb2.Device:
+        device = self.get_device(device_id)
+        if device.root:
+            # disabling an OLT takes every subscriber on it down: never by mistake
+            raise PermanentError(
+                f"{SYSTEM} {operation}: device {device_id} is an OLT, not an ONU",
+                system=SYSTEM,
+                operation=operation,
+            )
+        return device
 
     def close(self) -> None:
         self._channel.close()

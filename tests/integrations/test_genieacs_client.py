@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
+from urllib.parse import parse_qs, quote
 
 import pytest
+import requests
 
 from orchestrator.config import Settings
 from orchestrator.errors import PermanentError, ResourceNotFound, TransientError
@@ -12,7 +15,8 @@ from orchestrator.integrations.genieacs import CpeDevice, GenieAcsClient
 from orchestrator.integrations.http import RetryPolicy, Timeouts
 from tests.support.simulator_process import SimulatorHandle
 
-TR098 = "InternetGatewayDevice.WANDevice.1.WANConnectionDevice.1.WANPPPConnection.1"
+TR098_WAN = "InternetGatewayDevice.WANDevice.1.WANConnectionDevice.1"
+TR098 = f"{TR098_WAN}.WANPPPConnection.1"
 TR181 = "Device.PPP.Interface.1"
 PASSWORD = "pppoe-Secret-42"
 
@@ -51,6 +55,105 @@ def test_find_device_tells_the_data_models_apart(sim: SimulatorHandle, acs: Geni
 def test_an_unknown_serial_is_not_found(acs: GenieAcsClient) -> None:
     with pytest.raises(ResourceNotFound):
         acs.find_device("NOPE")
+
+
+def set_parameter(sim: SimulatorHandle, device_id: str, path: str, value: str) -> None:
+    """Changes a CPE's parameter through GenieACS, as an operator's MAC override would."""
+    response = requests.post(
+        f"{sim.genieacs_url}/devices/{quote(device_id, safe='')}/tasks?connection_request",
+        json={"name": "setParameterValues", "parameterValues": [[path, value, "xsd:string"]]},
+        timeout=5,
+    )
+    assert response.status_code == 200, response.reason
+
+
+@pytest.mark.parametrize(
+    ("stored", "asked"),
+    [
+        ("00:1A:2B:3C:4D:5E", "00:1a:2b:3c:4d:5e"),
+        ("00:1a:2b:3c:4d:5e", "00-1A-2B-3C-4D-5E"),
+        ("00:1a:2b:3c:4d:5e", "001a.2b3c.4d5e"),
+    ],
+)
+@pytest.mark.parametrize("data_model", ["tr098", "tr181"])
+def test_find_device_by_mac_in_either_case_and_model(
+    sim: SimulatorHandle, acs: GenieAcsClient, data_model: str, stored: str, asked: str
+) -> None:
+    sim.add_cpe("OTHER01", data_model=data_model)
+    created = sim.add_cpe("CPE0002", data_model=data_model, mac=stored)
+    assert acs.find_device_by_mac(asked) == CpeDevice(created["id"], "CPE0002", data_model)
+
+
+def test_find_device_by_mac_asks_every_wan_path_for_both_spellings(
+    sim: SimulatorHandle, acs: GenieAcsClient
+) -> None:
+    sim.add_cpe("CPE0002", mac="00:1A:2B:3C:4D:5E")
+    acs.find_device_by_mac("00:1a:2b:3c:4d:5e")
+    [get] = sim.requests("genieacs")
+    query = json.loads(parse_qs(get["query"])["query"][0])
+    spellings = {"$in": ["00:1A:2B:3C:4D:5E", "00:1a:2b:3c:4d:5e"]}
+    assert query == {
+        "$or": [
+            {f"{TR098_WAN}.WANIPConnection.1.MACAddress": spellings},
+            {f"{TR098_WAN}.WANPPPConnection.1.MACAddress": spellings},
+            {"Device.Ethernet.Link.1.MACAddress": spellings},
+        ]
+    }
+
+
+@pytest.mark.parametrize("connection", ["WANIPConnection", "WANPPPConnection"])
+def test_a_tr098_cpe_is_found_through_either_wan_connection(
+    sim: SimulatorHandle, acs: GenieAcsClient, connection: str
+) -> None:
+    # Given a TR-098 CPE whose other connection reports no MAC (TR-098: empty when inapplicable)
+    created = sim.add_cpe("HG-0001.a", data_model="tr098", mac="00:1A:2B:3C:4D:5E")
+    other = "WANPPPConnection" if connection == "WANIPConnection" else "WANIPConnection"
+    set_parameter(sim, created["id"], f"{TR098_WAN}.{other}.1.MACAddress", "")
+    # Then the MAC on the remaining connection finds it
+    assert acs.find_device_by_mac("00:1A:2B:3C:4D:5E").device_id == created["id"]
+
+
+def test_a_tr181_wan_mac_is_the_ethernet_links_not_the_burned_in_one(
+    sim: SimulatorHandle, acs: GenieAcsClient
+) -> None:
+    # Given a TR-181 CPE whose WAN link sends with an overridden MAC
+    created = sim.add_cpe("CPE0002", mac="00:1A:2B:3C:4D:5E")
+    set_parameter(sim, created["id"], "Device.Ethernet.Link.1.MACAddress", "02:00:00:00:00:01")
+    # Then the link's MAC finds it, and the port's burned-in MAC no longer does
+    assert acs.find_device_by_mac("02:00:00:00:00:01").device_id == created["id"]
+    with pytest.raises(ResourceNotFound):
+        acs.find_device_by_mac("00:1A:2B:3C:4D:5E")
+
+
+def test_an_unknown_mac_is_a_permanent_not_found(sim: SimulatorHandle, acs: GenieAcsClient) -> None:
+    sim.add_cpe("CPE0002", mac="00:1A:2B:3C:4D:5E")
+    with pytest.raises(ResourceNotFound) as raised:
+        acs.find_device_by_mac("00:1a:2b:3c:4d:5f")
+    assert isinstance(raised.value, PermanentError)
+    assert "no CPE in GenieACS has WAN MAC 00:1A:2B:3C:4D:5F" in str(raised.value)
+
+
+def test_a_mac_two_cpes_report_is_ambiguous(sim: SimulatorHandle, acs: GenieAcsClient) -> None:
+    # Given a cloned WAN MAC, reported in upper case by one CPE and lower case by the other
+    old = sim.add_cpe("HG-0001.a", data_model="tr098", mac="00:1A:2B:3C:4D:5E")
+    new = sim.add_cpe("CPE0002", data_model="tr181", mac="00:1a:2b:3c:4d:5e")
+    with pytest.raises(PermanentError) as raised:
+        acs.find_device_by_mac("00:1A:2B:3C:4D:5E")
+    # Then neither is picked, and both are named
+    assert not isinstance(raised.value, ResourceNotFound)
+    assert "ambiguous" in str(raised.value)
+    assert old["id"] in str(raised.value) and new["id"] in str(raised.value)
+    assert sorted(raised.value.response["device_ids"]) == sorted([old["id"], new["id"]])
+
+
+@pytest.mark.parametrize("mac", ["", "00:1A:2B:3C:4D", "00:1A:2B:3C:4D:5G", "not a mac"])
+def test_a_malformed_mac_is_refused_before_sending(
+    sim: SimulatorHandle, acs: GenieAcsClient, mac: str
+) -> None:
+    with pytest.raises(PermanentError) as raised:
+        acs.find_device_by_mac(mac)
+    assert "is not a MAC address" in str(raised.value)
+    assert sim.state()["counters"]["genieacs"]["total"] == 0
 
 
 def test_a_wrong_url_is_not_mistaken_for_an_unknown_cpe(sim: SimulatorHandle) -> None:

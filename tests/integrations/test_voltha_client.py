@@ -50,7 +50,11 @@ def test_find_onu_locates_the_onu_its_olt_and_its_uni(
         olt_id=onu["olt_id"],
         uni_port_no=onu["uni_port_no"],
         uni_port_name="BBSM00000002-1",
+        admin_state="ENABLED",
+        oper_status="ACTIVE",
+        connect_status="REACHABLE",
     )
+    assert location.usable
     # the requests are what VOLTHA's API takes: ListDevices, then the ONU's ports by id
     journal = sim.requests("voltha")
     assert [r["method"] for r in journal] == ["ListDevices", "ListDevicePorts"]
@@ -91,14 +95,78 @@ def test_an_invalid_argument_is_permanent_and_not_retried(
     assert calls(sim, "ListDevices") == 1
 
 
+@pytest.mark.parametrize(
+    ("state", "shown"),
+    [
+        ({"admin_state": "DISABLED"}, "admin_state DISABLED, oper_status UNKNOWN"),
+        ({"connect_status": "UNREACHABLE"}, "oper_status DISCOVERED, connect_status UNREACHABLE"),
+        ({"oper_status": "ACTIVATING"}, "oper_status ACTIVATING"),
+    ],
+)
+def test_an_unusable_onu_is_found_but_refused_when_usable_is_required(
+    sim: SimulatorHandle, voltha: VolthaClient, state: dict[str, str], shown: str
+) -> None:
+    # Given an ONU VOLTHA knows but that cannot carry a service
+    sim.add_onu("BBSM00000001", **state)
+    # When it is looked up plainly, it is found with its state (to enable it, or undo on it)
+    onu = voltha.find_onu("BBSM00000001")
+    assert not onu.usable
+    assert onu.uni_port_name == "BBSM00000001-1"
+    # Then a caller that needs a usable ONU gets a permanent error naming the state
+    with pytest.raises(PermanentError) as raised:
+        voltha.find_onu("BBSM00000001", require_usable=True)
+    assert not isinstance(raised.value, ResourceNotFound)
+    assert "BBSM00000001 is not usable" in str(raised.value)
+    assert shown in str(raised.value)
+    assert raised.value.response["admin_state"] == onu.admin_state
+
+
+def test_a_usable_onu_passes_the_requirement(sim: SimulatorHandle, voltha: VolthaClient) -> None:
+    sim.add_onu("BBSM00000001")
+    assert voltha.find_onu("BBSM00000001", require_usable=True).usable
+
+
 def test_disable_and_enable_are_idempotent(sim: SimulatorHandle, voltha: VolthaClient) -> None:
     onu_id = sim.add_onu("BBSM00000001")["device_id"]
-    voltha.disable_device(onu_id)
-    voltha.disable_device(onu_id)
-    assert voltha.get_device(onu_id).admin_state == DISABLED
-    voltha.enable_device(onu_id)
-    voltha.enable_device(onu_id)
-    assert voltha.get_device(onu_id).admin_state == ENABLED
+    voltha.disable_onu(onu_id)
+    voltha.disable_onu(onu_id)
+    disabled = voltha.find_onu("BBSM00000001")
+    assert (disabled.admin_state, disabled.oper_status) == ("DISABLED", "UNKNOWN")
+    voltha.enable_onu(onu_id)
+    voltha.enable_onu(onu_id)  # VOLTHA would refuse this one: we see it is enabled and stop
+    assert voltha.find_onu("BBSM00000001").usable
+    # one call each way: the repeats were answered from the device's state
+    assert (calls(sim, "DisableDevice"), calls(sim, "EnableDevice")) == (1, 1)
+
+
+def test_enable_brings_back_an_onu_created_disabled(
+    sim: SimulatorHandle, voltha: VolthaClient
+) -> None:
+    onu_id = sim.add_onu("BBSM00000001", admin_state="DISABLED")["device_id"]
+    voltha.enable_onu(onu_id)
+    assert voltha.find_onu("BBSM00000001", require_usable=True).admin_state == "ENABLED"
+
+
+def test_an_enabled_but_failed_onu_is_enabled_again(
+    sim: SimulatorHandle, voltha: VolthaClient
+) -> None:
+    # VOLTHA accepts EnableDevice on an ENABLED device whose oper status is FAILED (vol-4275)
+    onu_id = sim.add_onu("BBSM00000001", oper_status="FAILED")["device_id"]
+    voltha.enable_onu(onu_id)
+    assert calls(sim, "EnableDevice") == 1
+    assert voltha.find_onu("BBSM00000001").oper_status == "ACTIVE"
+
+
+def test_enabling_an_unreachable_onu_leaves_it_activating(
+    sim: SimulatorHandle, voltha: VolthaClient
+) -> None:
+    created = sim.add_onu("BBSM00000001", admin_state="DISABLED", connect_status="UNREACHABLE")
+    voltha.enable_onu(created["device_id"])
+    onu = voltha.find_onu("BBSM00000001")
+    assert (onu.admin_state, onu.oper_status) == ("ENABLED", "ACTIVATING")
+    # enabled and not FAILED: VOLTHA would refuse another EnableDevice, so this is done
+    voltha.enable_onu(created["device_id"])
+    assert calls(sim, "EnableDevice") == 1
 
 
 def test_a_disable_whose_answer_is_lost_still_completes(
@@ -106,9 +174,46 @@ def test_a_disable_whose_answer_is_lost_still_completes(
 ) -> None:
     onu_id = sim.add_onu("BBSM00000001")["device_id"]
     sim.fault("voltha", "^DisableDevice$", "after_effect")
-    voltha.disable_device(onu_id)  # retried; VOLTHA then refuses a no-op, which we recognise
+    voltha.disable_onu(onu_id)  # retried, and VOLTHA answers OK for a disabled device
     assert voltha.get_device(onu_id).admin_state == DISABLED
     assert calls(sim, "DisableDevice") == 2
+
+
+def test_an_enable_whose_answer_is_lost_still_completes(
+    sim: SimulatorHandle, voltha: VolthaClient
+) -> None:
+    onu_id = sim.add_onu("BBSM00000001", admin_state="DISABLED")["device_id"]
+    sim.fault("voltha", "^EnableDevice$", "after_effect")
+    # retried; VOLTHA refuses the retry (already enabled), which we check against the device
+    voltha.enable_onu(onu_id)
+    assert voltha.get_device(onu_id).admin_state == ENABLED
+    assert calls(sim, "EnableDevice") == 2
+
+
+def test_a_refused_enable_that_did_not_happen_is_raised(
+    sim: SimulatorHandle, voltha: VolthaClient
+) -> None:
+    onu_id = sim.add_onu("BBSM00000001", admin_state="DISABLED")["device_id"]
+    sim.fault("voltha", "^EnableDevice$", "error", status=412)  # FAILED_PRECONDITION
+    with pytest.raises(PermanentError) as raised:
+        voltha.enable_onu(onu_id)
+    assert "FAILED_PRECONDITION" in str(raised.value)
+    assert voltha.get_device(onu_id).admin_state == DISABLED
+
+
+def test_an_olt_is_never_disabled_as_an_onu(sim: SimulatorHandle, voltha: VolthaClient) -> None:
+    olt_id = sim.add_onu("BBSM00000001")["olt_id"]
+    with pytest.raises(PermanentError) as raised:
+        voltha.disable_onu(olt_id)
+    assert "is an OLT" in str(raised.value)
+    assert calls(sim, "DisableDevice") == 0
+    assert voltha.get_device(olt_id).admin_state == ENABLED
+
+
+def test_enable_or_disable_of_an_unknown_device_is_not_found(voltha: VolthaClient) -> None:
+    for call in (voltha.enable_onu, voltha.disable_onu):
+        with pytest.raises(ResourceNotFound):
+            call("no-such-device")
 
 
 def test_an_unknown_device_id_is_not_found(voltha: VolthaClient) -> None:

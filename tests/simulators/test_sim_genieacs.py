@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 from typing import Any
 from urllib.parse import quote
 
 import requests
 
+from simulators.access import AccessNetwork
+from simulators.genieacs import GenieAcsSim
+from simulators.server import seed_demo
 from tests.support.simulator_process import SimulatorHandle
 
 TR098_USER = "InternetGatewayDevice.WANDevice.1.WANConnectionDevice.1.WANPPPConnection.1.Username"
 TR181_USER = "Device.PPP.Interface.1.Username"
+TR098_WAN = "InternetGatewayDevice.WANDevice.1.WANConnectionDevice.1"
+TR098_IP_MAC = f"{TR098_WAN}.WANIPConnection.1.MACAddress"
+TR098_PPP_MAC = f"{TR098_WAN}.WANPPPConnection.1.MACAddress"
+TR181_LINK_MAC = "Device.Ethernet.Link.1.MACAddress"
 
 
 def acs(sim: SimulatorHandle, method: str, path: str, **kwargs: Any) -> requests.Response:
@@ -48,6 +56,77 @@ def test_parameter_queries_match_the_value(sim: SimulatorHandle) -> None:
     query = json.dumps({"Device.DeviceInfo.SerialNumber": "CPE0001"})
     [device] = acs(sim, "GET", "/devices/", params={"query": query}).json()
     assert device["Device"]["PPP"]["Interface"]["1"]["Username"]["_value"] == ""
+
+
+def find(sim: SimulatorHandle, query: dict[str, Any]) -> list[str]:
+    response = acs(
+        sim, "GET", "/devices/", params={"query": json.dumps(query), "projection": "_id"}
+    )
+    assert response.status_code == 200, response.text
+    return sorted(device["_id"] for device in response.json())
+
+
+def test_cpes_carry_their_wan_mac_where_their_data_model_puts_it(sim: SimulatorHandle) -> None:
+    old = sim.add_cpe("CPE0001", data_model="tr098", mac="00:1A:2B:3C:4D:5E")
+    new = sim.add_cpe("CPE0002", mac="00:1a:2b:3c:4d:5f")
+    assert old["mac"] == "00:1A:2B:3C:4D:5E"
+    assert old["parameters"][TR098_IP_MAC] == old["parameters"][TR098_PPP_MAC] == old["mac"]
+    assert new["parameters"][TR181_LINK_MAC] == "00:1a:2b:3c:4d:5f"  # stored as the CPE says it
+    assert new["parameters"]["Device.Ethernet.Interface.1.MACAddress"] == new["mac"]
+    assert new["parameters"]["Device.Ethernet.Interface.1.Upstream"] is True
+    # without one, a CPE gets a stable, locally administered MAC
+    again = sim.add_cpe("CPE0003")["mac"]
+    sim.reset()
+    assert sim.add_cpe("CPE0003")["mac"] == again
+    assert again.startswith("02:")
+    bad = requests.post(
+        f"{sim.http_url}/_sim/cpes", json={"serial": "CPE0004", "mac": "001A2B3C4D5E"}, timeout=5
+    )
+    assert bad.status_code == 400
+
+
+def test_demo_cpes_get_macs_from_their_index() -> None:
+    world = SimpleNamespace(access=AccessNetwork(), genieacs=GenieAcsSim())
+    world.access.reset()
+    seed_demo(world, 10)  # type: ignore[arg-type]  # only the two systems it seeds
+    macs = {cpe.serial: cpe.mac for cpe in world.genieacs.devices.values()}
+    assert macs["DEMOCPE0001"] == "02:DE:00:00:00:01"
+    assert macs["DEMOCPE0010"] == "02:DE:00:00:00:0A"
+
+
+def test_a_parameter_path_matches_its_value_exactly_as_genieacs_expands_it(
+    sim: SimulatorHandle,
+) -> None:
+    cpe = sim.add_cpe("CPE0001", mac="00:1A:2B:3C:4D:5E")
+    # lib/query.ts expand: {"<path>": v} is {"<path>._value": v}; either spelling works
+    assert find(sim, {TR181_LINK_MAC: "00:1A:2B:3C:4D:5E"}) == [cpe["id"]]
+    assert find(sim, {f"{TR181_LINK_MAC}._value": "00:1A:2B:3C:4D:5E"}) == [cpe["id"]]
+    # strings compare as MongoDB compares them: case counts
+    assert find(sim, {TR181_LINK_MAC: "00:1a:2b:3c:4d:5e"}) == []
+    # an object has no _value, so a condition on it is a condition on nothing
+    assert find(sim, {"Device.Ethernet.Link.1": {"$exists": True}}) == []
+    assert find(sim, {"Device.Ethernet.Link.1.MACAddress": {"$exists": True}}) == [cpe["id"]]
+    # "_"-prefixed paths are taken as they are
+    assert find(sim, {"_deviceId._SerialNumber": "CPE0001"}) == [cpe["id"]]
+
+
+def test_a_string_also_stands_for_the_regex_or_wildcard_it_spells(sim: SimulatorHandle) -> None:
+    cpe = sim.add_cpe("CPE0001", mac="00:1A:2B:3C:4D:5E")
+    assert find(sim, {TR181_LINK_MAC: "/^00:1a:2b/i"}) == [cpe["id"]]
+    assert find(sim, {TR181_LINK_MAC: "00:1A:2B*"}) == [cpe["id"]]
+    assert find(sim, {TR181_LINK_MAC: "00:1A:2C*"}) == []
+
+
+def test_or_and_in_across_data_models(sim: SimulatorHandle) -> None:
+    old = sim.add_cpe("CPE0001", data_model="tr098", mac="00:1A:2B:3C:4D:5E")
+    new = sim.add_cpe("CPE0002", mac="00:1a:2b:3c:4d:5e")
+    other = sim.add_cpe("CPE0003", mac="00:1A:2B:3C:4D:5F")
+    spellings = {"$in": ["00:1A:2B:3C:4D:5E", "00:1a:2b:3c:4d:5e"]}
+    query = {"$or": [{TR098_IP_MAC: spellings}, {TR181_LINK_MAC: spellings}]}
+    assert find(sim, query) == sorted([old["id"], new["id"]])
+    assert find(sim, {"$or": [{TR098_PPP_MAC: "00:1A:2B:3C:4D:5E"}]}) == [old["id"]]
+    # the TR-098 CPE has no Device.Ethernet.Link at all, so it is among those not matching
+    assert find(sim, {"$nor": [{TR181_LINK_MAC: spellings}]}) == sorted([old["id"], other["id"]])
 
 
 def test_device_ids_are_escaped_and_escaped_again_in_paths(sim: SimulatorHandle) -> None:

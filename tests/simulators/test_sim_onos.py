@@ -87,6 +87,16 @@ def test_a_disabled_onu_is_not_programmed_until_enabled(sim: SimulatorHandle) ->
     assert len(entries(sim)) == 1
 
 
+def test_an_unreachable_onus_port_is_down_and_not_programmed(sim: SimulatorHandle) -> None:
+    # VOLTHA takes the UNI's logical port down while its ONU cannot be reached
+    sim.add_onu("BBSM00000001", connect_status="UNREACHABLE")
+    ports = onos(sim, "GET", "v1/devices/ports").json()["ports"]
+    uni = next(p for p in ports if p["annotations"]["portName"] == "BBSM00000001-1")
+    assert uni["isEnabled"] is False
+    onos(sim, "POST", service("BBSM00000001-1"))
+    assert entries(sim) == []
+
+
 def test_delete_answers_200_then_204(sim: SimulatorHandle) -> None:
     sim.add_onu("BBSM00000001")
     onos(sim, "POST", service("BBSM00000001-1"))

@@ -1,8 +1,9 @@
 """A small PAP client for tests: ask a real RADIUS server whether a subscriber may log in.
 
-Dictionaries come from Debian's FreeRADIUS (/usr/share/freeradius/). pyrad cannot parse the full
-``dictionary`` there, so only the RFC 2865/2866/2869 and MikroTik ones are loaded: enough for
-User-Password, Framed-IP-Address, Framed-Protocol, Service-Type and Mikrotik-Rate-Limit.
+Dictionaries come from Debian's FreeRADIUS (/usr/share/freeradius/), loaded through
+orchestrator/integrations/radius_dictionary.py. pyrad cannot parse the full ``dictionary`` there,
+so only the RFC 2865/2866/2869 and MikroTik ones are loaded: enough for User-Password,
+Framed-IP-Address, Framed-Protocol, Service-Type and Mikrotik-Rate-Limit.
 
 FreeRADIUS delays every Access-Reject by ``reject_delay`` (1 s by default): a rejected
 ``authenticate`` takes about a second.
@@ -10,7 +11,6 @@ FreeRADIUS delays every Access-Reject by ``reject_delay`` (1 s by default): a re
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,7 +18,9 @@ from pyrad import packet
 from pyrad.client import Client, Timeout
 from pyrad.dictionary import Dictionary
 
-DICTIONARY_DIR = Path("/usr/share/freeradius")
+from orchestrator.integrations.radius_dictionary import FREERADIUS_DIR, freeradius_dictionary
+
+DICTIONARY_DIR = FREERADIUS_DIR
 DICTIONARY_FILES = (
     "dictionary.rfc2865",
     "dictionary.rfc2866",
@@ -49,16 +51,9 @@ class RadiusReply:
         return values[0] if values else None
 
 
-@functools.cache
 def load_dictionary(directory: Path = DICTIONARY_DIR) -> Dictionary:
-    """pyrad dictionary built from FreeRADIUS's RFC and MikroTik dictionary files."""
-    missing = [name for name in DICTIONARY_FILES if not (directory / name).is_file()]
-    if missing:
-        raise FileNotFoundError(
-            f"RADIUS dictionaries {missing} not in {directory}: install freeradius-common "
-            "(scripts/freeradius.sh install)"
-        )
-    return Dictionary(*(str(directory / name) for name in DICTIONARY_FILES))
+    """pyrad dictionary built from FreeRADIUS's RFC and MikroTik dictionary files (cached)."""
+    return freeradius_dictionary(DICTIONARY_FILES, directory)
 
 
 def _as_text(value: object) -> str:

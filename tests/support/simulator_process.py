@@ -35,11 +35,19 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 @dataclass
 class SimulatorHandle:
     http_url: str
     grpc_address: str
     process: subprocess.Popen[bytes]
+    #: the NAS's RFC 5176 port (UDP), on 127.0.0.1
+    nas_port: int
     session: requests.Session = field(default_factory=requests.Session, repr=False)
 
     @property
@@ -94,6 +102,11 @@ class SimulatorHandle:
         cpe: dict[str, Any] = self.control("POST", "cpes", {"serial": serial, **extra}, expect=201)
         return cpe
 
+    def add_nas_session(self, username: str, **extra: Any) -> dict[str, Any]:
+        body = {"username": username, **extra}
+        session: dict[str, Any] = self.control("POST", "nas/sessions", body, expect=201)
+        return session
+
     def stop(self) -> int:
         """SIGTERM, then wait; returns the exit code (a kill after the timeout is an error)."""
         self.session.close()
@@ -109,9 +122,15 @@ class SimulatorHandle:
 
 
 def start_simulators(
-    *, hold_s: float | None = None, http_port: int | None = None, grpc_port: int | None = None
+    *,
+    hold_s: float | None = None,
+    http_port: int | None = None,
+    grpc_port: int | None = None,
+    nas_port: int | None = None,
 ) -> SimulatorHandle:
     http_port, grpc_port = http_port or _free_port(), grpc_port or _free_port()
+    # never the default 3799: a `make run` beside the tests has it
+    nas_port = nas_port or _free_udp_port()
     args = [
         sys.executable,
         "-m",
@@ -122,6 +141,8 @@ def start_simulators(
         str(http_port),
         "--grpc-port",
         str(grpc_port),
+        "--nas-port",
+        str(nas_port),
         "--log-level",
         "WARNING",
     ]
@@ -136,6 +157,7 @@ def start_simulators(
         http_url=f"http://127.0.0.1:{http_port}",
         grpc_address=f"127.0.0.1:{grpc_port}",
         process=process,
+        nas_port=nas_port,
     )
     deadline = time.monotonic() + READY_TIMEOUT_S
     while True:
