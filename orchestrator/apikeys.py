@@ -5,11 +5,14 @@ from __future__ import annotations
 import hashlib
 import secrets
 import uuid
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from orchestrator.db import transaction
 from orchestrator.engine import utcnow
 from orchestrator.errors import NotFound, ValidationError
 from orchestrator.models import ApiKey, Role, Tenant
@@ -104,3 +107,32 @@ def authenticate(session: Session, key: str) -> Principal | None:
     if row is None:
         return None
     return Principal(api_key_id=row.id, tenant_id=row.tenant_id, role=row.role)
+
+
+class ApiKeyService:
+    """API keys as the API sees them: each method is one unit of work."""
+
+    def __init__(
+        self, unit_of_work: Callable[[], AbstractContextManager[Session]] = transaction
+    ) -> None:
+        self._unit_of_work = unit_of_work
+
+    def list(self, tenant_id: str) -> list[ApiKey]:
+        with self._unit_of_work() as session:
+            return list_keys(session, tenant_id)
+
+    def get(self, tenant_id: str, key_id: uuid.UUID) -> ApiKey:
+        with self._unit_of_work() as session:
+            return get_key(session, key_id, tenant_id)
+
+    def create(self, tenant_id: str, role: str, name: str) -> tuple[ApiKey, str]:
+        with self._unit_of_work() as session:
+            return create_key(session, tenant_id, role, name)
+
+    def revoke(self, tenant_id: str, key_id: uuid.UUID) -> None:
+        with self._unit_of_work() as session:
+            revoke_key(session, key_id, tenant_id)
+
+    def authenticate(self, key: str) -> Principal | None:
+        with self._unit_of_work() as session:
+            return authenticate(session, key)

@@ -67,6 +67,14 @@ class Settings:
     # Seconds to wait for an answer after each send (the request is sent up to 3 times).
     nas_timeout: float = field(default_factory=lambda: _env_float("NAS_TIMEOUT", 2.0))
 
+    # Modules of the operator's own workflow types, imported (and so registered) after ours:
+    # comma-separated import paths. Every process (web, worker, beat) must load the same.
+    workflow_modules: tuple[str, ...] = field(
+        default_factory=lambda: tuple(
+            name.strip() for name in _env("ORCHESTRATOR_WORKFLOW_MODULES", "").split(",") if name
+        )
+    )
+
     # Test hook: lets tests make a named step fail, hang or crash. Never enable in production.
     fault_injection: bool = field(
         default_factory=lambda: _env_bool("ORCHESTRATOR_FAULT_INJECTION", False)

@@ -1,22 +1,40 @@
-"""Workflow definitions are data: ordered steps, each naming its task and its compensation.
+"""Workflow definitions are data: steps, each naming its task, its compensation and what it needs.
+
+``depends_on`` is the one source of order. A step may run once every step it depends on is done,
+so steps with no path between them run side by side; undo is the mirror image, a step is undone
+once every step built on it is undone. Stages (the depth of each step in that graph) are what an
+operator sees drawn; the engine never orders by position.
 
 A definition is checked when it is declared (unknown dependency, cycle, duplicate name, missing
 compensation) and again when the Celery app loads (every task name must be registered), so a
 mistake fails at import time, never half-way through a subscriber's provisioning.
+
+The registry keeps every version of a workflow type: a workflow runs, retries and compensates
+with the version it started on; new submissions take the latest.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+import enum
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
 
-#: Predicate on the workflow's input and context; True means "skip this step".
-SkipCondition = Callable[[Mapping[str, Any]], bool]
+from orchestrator.config import get_settings
+from orchestrator.errors import DefinitionError
+
+#: Added to a step's timeout for its hard time limit, and again for its lease: a lease can
+#: only expire after Celery has killed the attempt that held it.
+GRACE_SECONDS = 5.0
 
 
-class DefinitionError(Exception):
-    """Raised when a workflow definition is inconsistent."""
+class Recovery(enum.StrEnum):
+    """What a workflow does when a step fails for good."""
+
+    #: Undo what was done, in reverse dependency order (provisioning, suspend, change plan).
+    COMPENSATE = "compensate"
+    #: Stop and report what is left; a retry carries on forward (deprovisioning: its steps
+    #: delete, and a failed delete is never answered by re-creating what was removed).
+    FORWARD = "forward"
 
 
 @dataclass(frozen=True)
@@ -30,9 +48,20 @@ class StepDefinition:
     compensation_max_attempts: int = 8
     #: Per-attempt time limit in seconds (soft limit; the hard limit adds a grace period).
     timeout: float = 30.0
-    skip_if: SkipCondition | None = None
     depends_on: tuple[str, ...] = ()
     irreversible: bool = False
+
+    def attempt_seconds(self) -> float:
+        """The soft time limit of one attempt (capped by configuration, for tests)."""
+        return min(self.timeout, get_settings().step_timeout_cap)
+
+    def time_limits(self) -> tuple[float, float]:
+        """(soft, hard) Celery time limits of one attempt."""
+        soft = self.attempt_seconds()
+        return soft, soft + GRACE_SECONDS
+
+    def lease_seconds(self) -> float:
+        return self.attempt_seconds() + 2 * GRACE_SECONDS
 
 
 @dataclass(frozen=True)
@@ -40,10 +69,14 @@ class WorkflowDefinition:
     name: str
     version: int
     steps: tuple[StepDefinition, ...]
+    recovery: Recovery = Recovery.COMPENSATE
     _by_name: dict[str, StepDefinition] = field(init=False, repr=False, compare=False)
+    _dependents: dict[str, tuple[str, ...]] = field(init=False, repr=False, compare=False)
+    _stage: dict[str, int] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         by_name: dict[str, StepDefinition] = {}
+        stage: dict[str, int] = {}
         for step in self.steps:
             if step.name in by_name:
                 raise DefinitionError(f"{self.name}: step {step.name!r} declared twice")
@@ -62,10 +95,36 @@ class WorkflowDefinition:
             if step.max_attempts < 1 or step.compensation_max_attempts < 1:
                 raise DefinitionError(f"{self.name}: step {step.name!r} needs >= 1 attempt")
             by_name[step.name] = step
+            stage[step.name] = 1 + max((stage[d] for d in step.depends_on), default=-1)
         object.__setattr__(self, "_by_name", by_name)
+        object.__setattr__(self, "_stage", stage)
+        object.__setattr__(
+            self,
+            "_dependents",
+            {
+                name: tuple(s.name for s in self.steps if name in s.depends_on)
+                for name in by_name
+            },
+        )
 
     def step(self, name: str) -> StepDefinition:
-        return self._by_name[name]
+        try:
+            return self._by_name[name]
+        except KeyError:
+            raise DefinitionError(f"{self.name} v{self.version} has no step {name!r}") from None
+
+    def dependents(self, name: str) -> tuple[str, ...]:
+        """The steps that depend on ``name`` directly."""
+        return self._dependents[name]
+
+    def stage(self, name: str) -> int:
+        """The step's depth in the graph: 0 for a step that depends on nothing."""
+        return self._stage[name]
+
+    def stages(self) -> list[tuple[str, ...]]:
+        """Steps grouped by depth: each group can run side by side."""
+        depth = max(self._stage.values(), default=-1) + 1
+        return [tuple(s.name for s in self.steps if self._stage[s.name] == d) for d in range(depth)]
 
     def task_names(self) -> Iterator[str]:
         for step in self.steps:
@@ -75,25 +134,48 @@ class WorkflowDefinition:
 
 
 class DefinitionRegistry:
-    """Definitions by name. Registering a name twice is an error, never a silent overwrite."""
+    """Definitions by name and version. Registering a version twice is an error, never a silent
+    overwrite; a new version must be newer than every one registered before it."""
 
     def __init__(self) -> None:
-        self._definitions: dict[str, WorkflowDefinition] = {}
+        self._definitions: dict[str, dict[int, WorkflowDefinition]] = {}
 
     def register(self, definition: WorkflowDefinition) -> WorkflowDefinition:
-        if definition.name in self._definitions:
-            raise DefinitionError(f"workflow {definition.name!r} is already registered")
-        self._definitions[definition.name] = definition
+        versions = self._definitions.setdefault(definition.name, {})
+        if definition.version in versions:
+            raise DefinitionError(
+                f"workflow {definition.name!r} v{definition.version} is already registered"
+            )
+        if versions and definition.version < max(versions):
+            raise DefinitionError(
+                f"workflow {definition.name!r} v{definition.version} is older than "
+                f"v{max(versions)}, registered already"
+            )
+        versions[definition.version] = definition
         return definition
 
-    def get(self, name: str) -> WorkflowDefinition:
+    def get(self, name: str, version: int | None = None) -> WorkflowDefinition:
+        """The given version of ``name``, or its latest."""
+        versions = self._definitions.get(name)
+        if not versions:
+            raise DefinitionError(f"unknown workflow type {name!r}")
+        if version is None:
+            return versions[max(versions)]
         try:
-            return self._definitions[name]
+            return versions[version]
         except KeyError:
-            raise DefinitionError(f"unknown workflow type {name!r}") from None
+            raise DefinitionError(
+                f"workflow {name!r} v{version} is not registered (known: "
+                f"{', '.join(f'v{v}' for v in sorted(versions))}); keep every version that "
+                "unfinished workflows use"
+            ) from None
+
+    def names(self) -> list[str]:
+        return sorted(self._definitions)
 
     def __iter__(self) -> Iterator[WorkflowDefinition]:
-        return iter(self._definitions.values())
+        for versions in self._definitions.values():
+            yield from versions.values()
 
     def verify_tasks(self, registered: Callable[[str], bool]) -> None:
         missing = sorted({name for d in self for name in d.task_names() if not registered(name)})
@@ -102,70 +184,3 @@ class DefinitionRegistry:
 
 
 registry = DefinitionRegistry()
-
-
-PROVISION_SUBSCRIBER = registry.register(
-    WorkflowDefinition(
-        name="provision_subscriber",
-        version=1,
-        steps=(
-            StepDefinition(
-                name="create_customer",
-                system="database",
-                task="tasks.database.create_customer",
-                compensation="tasks.database.delete_customer",
-                timeout=15,
-            ),
-            StepDefinition(
-                name="create_subscriber",
-                system="database",
-                task="tasks.database.create_subscriber",
-                compensation="tasks.database.delete_subscriber",
-                depends_on=("create_customer",),
-                timeout=15,
-            ),
-            StepDefinition(
-                name="create_radius_account",
-                system="radius",
-                task="tasks.radius.create_account",
-                compensation="tasks.radius.delete_account",
-                depends_on=("create_subscriber",),
-                timeout=15,
-            ),
-            StepDefinition(
-                name="allocate_ip",
-                system="netbox",
-                task="tasks.netbox.allocate_ip",
-                compensation="tasks.netbox.release_ip",
-                depends_on=("create_radius_account",),
-                timeout=30,
-            ),
-            StepDefinition(
-                name="activate_onu",
-                system="access",
-                task="tasks.access.activate_onu",
-                compensation="tasks.access.deactivate_onu",
-                depends_on=("create_subscriber",),
-                # ONOS only queues the request; confirmation polls programmed-subscribers.
-                timeout=60,
-            ),
-            StepDefinition(
-                name="configure_cpe",
-                system="genieacs",
-                task="tasks.genieacs.configure_cpe",
-                compensation="tasks.genieacs.unconfigure_cpe",
-                depends_on=("create_subscriber",),
-                # A connection request makes GenieACS wait for the CPE's session.
-                timeout=60,
-            ),
-            StepDefinition(
-                name="create_billing_service",
-                system="database",
-                task="tasks.database.create_billing_service",
-                compensation="tasks.database.delete_billing_service",
-                depends_on=("allocate_ip", "activate_onu", "configure_cpe"),
-                timeout=15,
-            ),
-        ),
-    )
-)

@@ -23,7 +23,22 @@ class ValidationError(OrchestratorError):
 
 
 class ConflictError(OrchestratorError):
-    """Raised when a request collides with existing state (a username or serial in use)."""
+    """Raised when a request collides with existing state (a username or serial in use).
+
+    ``fields`` maps a field name to its reasons when the conflict is about given fields.
+    """
+
+    def __init__(self, message: str, fields: dict[str, list[str]] | None = None) -> None:
+        super().__init__(message)
+        self.fields = fields or {}
+
+
+class IdempotencyMismatch(ConflictError):
+    """Raised when an Idempotency-Key is reused with a different request body."""
+
+
+class PlanConflict(ConflictError):
+    """Raised when a plan clashes with another (a name or RADIUS group in use) or is in use."""
 
 
 class NotFound(OrchestratorError):
@@ -32,6 +47,34 @@ class NotFound(OrchestratorError):
 
 class InvalidTransition(OrchestratorError):
     """Raised when an operation is not allowed in the workflow's current state."""
+
+
+class DefinitionError(OrchestratorError):
+    """Raised when a workflow definition is inconsistent, or a workflow names a type or version
+    that this code does not know."""
+
+
+class VaultError(OrchestratorError):
+    """Raised when secrets cannot be sealed or opened (no key, wrong key, tampered data)."""
+
+
+class StepFailed(OrchestratorError):
+    """Raised by a step task after its step failed for good, so Celery fires the on-error link."""
+
+
+class WorkflowCancelled(OrchestratorError):
+    """Raised by a step task at a step boundary when an operator asked to cancel the workflow;
+    like :class:`StepFailed` it fires the on-error link, which rolls the workflow back."""
+
+
+class LeaseLost(OrchestratorError):
+    """Raised when a step's lease ran out while it acted and another copy took the step over;
+    that copy's result stands."""
+
+
+class AttemptTimedOut(OrchestratorError):
+    """Raised when an attempt ran past its time limit; its outcome is unknown, so it is retried
+    through the intent it recorded."""
 
 
 class IntegrationError(OrchestratorError):

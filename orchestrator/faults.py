@@ -59,6 +59,25 @@ def arm(
         _client().rpush(_key(step_name, username, compensation), *modes)
 
 
+#: Per-step added latency (seconds), for benchmarks that play a latency profile on steps that
+#: no simulator stands in front of (our database, FreeRADIUS's SQL).
+DELAY_KEY = f"{KEY_PREFIX}delay"
+
+
+def set_delays(seconds_by_step: dict[str, float]) -> None:
+    """Make every attempt of each named step take at least this long more (bench side)."""
+    client = _client()
+    client.delete(DELAY_KEY)
+    if seconds_by_step:
+        client.hset(DELAY_KEY, mapping={k: str(v) for k, v in seconds_by_step.items()})
+
+
+def _delay(step_name: str) -> None:
+    seconds = _client().hget(DELAY_KEY, step_name)
+    if seconds:
+        time.sleep(float(seconds))
+
+
 def clear() -> None:
     client = _client()
     for key in client.scan_iter(f"{KEY_PREFIX}*"):
@@ -88,6 +107,7 @@ def _system(step_name: str) -> str:
 def before_effect(step_name: str, username: str | None) -> None:
     if not get_settings().fault_injection:
         return
+    _delay(step_name)
     mode = _take(step_name, username, BEFORE, compensation=False)
     if mode == "permanent":
         raise PermanentError(

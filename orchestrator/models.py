@@ -20,6 +20,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -69,21 +70,25 @@ class WorkflowStatus(enum.StrEnum):
     ROLLING_BACK = "rolling_back"
     ROLLED_BACK = "rolled_back"  # failed, fully compensated
     COMPENSATED = "compensated"  # cancelled, fully compensated
-    FAILED = "failed"  # compensation incomplete: needs a person
+    FAILED = "failed"  # compensation incomplete (or a forward recovery stopped): needs a person
+
+    @classmethod
+    def forward(cls) -> frozenset[WorkflowStatus]:
+        """Statuses in which steps may still start."""
+        return frozenset({cls.PENDING, cls.RUNNING})
+
+    @classmethod
+    def active(cls) -> frozenset[WorkflowStatus]:
+        """Statuses of a workflow that is not finished."""
+        return frozenset({cls.PENDING, cls.RUNNING, cls.ROLLING_BACK})
+
+    @classmethod
+    def terminal(cls) -> frozenset[WorkflowStatus]:
+        return frozenset(set(cls) - cls.active())
 
     @property
     def is_terminal(self) -> bool:
-        return self in TERMINAL_WORKFLOW_STATUSES
-
-
-TERMINAL_WORKFLOW_STATUSES = frozenset(
-    {
-        WorkflowStatus.COMPLETED,
-        WorkflowStatus.ROLLED_BACK,
-        WorkflowStatus.COMPENSATED,
-        WorkflowStatus.FAILED,
-    }
-)
+        return self not in WorkflowStatus.active()
 
 
 class StepStatus(enum.StrEnum):
@@ -95,6 +100,28 @@ class StepStatus(enum.StrEnum):
     COMPENSATING = "compensating"
     COMPENSATED = "compensated"
     COMPENSATION_FAILED = "compensation_failed"
+
+    @classmethod
+    def done(cls) -> frozenset[StepStatus]:
+        """A step in one of these lets the steps that depend on it run."""
+        return frozenset({cls.COMPLETED, cls.SKIPPED})
+
+    @classmethod
+    def undone(cls) -> frozenset[StepStatus]:
+        """A step in one of these has been dealt with by the rollback, well or not."""
+        return frozenset({cls.COMPENSATED, cls.COMPENSATION_FAILED})
+
+
+class SubscriberStatus(enum.StrEnum):
+    PENDING = "pending"  # being provisioned
+    ACTIVE = "active"
+    SUSPENDED = "suspended"
+    TERMINATED = "terminated"
+
+
+class BillingStatus(enum.StrEnum):
+    ACTIVE = "active"
+    ENDED = "ended"
 
 
 class Role(enum.StrEnum):
@@ -141,6 +168,8 @@ class ServicePlan(Base):
     s_tag: Mapped[int | None] = mapped_column(Integer, nullable=True)
     c_tag: Mapped[int | None] = mapped_column(Integer, nullable=True)
     tech_profile_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # The RADIUS group a suspended subscriber is moved to; None: the built-in reject group.
+    suspended_radius_group: Mapped[str | None] = mapped_column(String(64), nullable=True)
     created_at: Mapped[created_at]
 
 
@@ -153,6 +182,8 @@ class Customer(Base):
     last_name: Mapped[str] = mapped_column(String(100))
     email: Mapped[str] = mapped_column(String(254))
     phone: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    # Where the customer lives; a subscriber's service address defaults to it.
+    address: Mapped[str | None] = mapped_column(Text, nullable=True)
     # Set when a workflow created the customer: its compensation deletes only such rows.
     created_by_workflow_id: Mapped[uuid.UUID | None] = mapped_column(
         UUID(as_uuid=True), nullable=True, unique=True
@@ -162,20 +193,43 @@ class Customer(Base):
 
 class Subscriber(Base):
     __tablename__ = "subscribers"
+    __table_args__ = (
+        # RADIUS usernames are global to the RADIUS server, and an ONU serves one subscriber;
+        # a terminated subscriber keeps its row (history) but frees both for reuse.
+        Index(
+            "uq_subscribers_username_live",
+            "username",
+            unique=True,
+            postgresql_where=text("status <> 'terminated'"),
+        ),
+        Index(
+            "uq_subscribers_onu_serial_live",
+            "onu_serial",
+            unique=True,
+            postgresql_where=text("status <> 'terminated'"),
+        ),
+        Index("ix_subscribers_tenant_created", "tenant_id", "created_at"),
+    )
 
     id: Mapped[uuid_pk]
     tenant_id: Mapped[tenant_fk]
     customer_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("customers.id"), index=True)
     service_plan_id: Mapped[int] = mapped_column(ForeignKey("service_plans.id"), index=True)
-    # RADIUS usernames are global to the RADIUS server.
-    username: Mapped[str] = mapped_column(String(64), unique=True)
+    username: Mapped[str] = mapped_column(String(64))
     service_address: Mapped[str] = mapped_column(Text)
-    onu_serial: Mapped[str | None] = mapped_column(String(32), nullable=True, unique=True)
+    onu_serial: Mapped[str | None] = mapped_column(String(32), nullable=True)
     cpe_serial: Mapped[str | None] = mapped_column(String(64), nullable=True)
     ipv4_address: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    status: Mapped[str] = mapped_column(String(32), default="pending")
+    status: Mapped[SubscriberStatus] = mapped_column(
+        _enum(SubscriberStatus), default=SubscriberStatus.PENDING
+    )
+    # Where it lives in each system (RADIUS group, NetBox address, ONOS service, ONU, CPE),
+    # written by the workflow that changed it; lifecycle workflows act on what it says.
+    resources: Mapped[json_dict]
+    # The provisioning workflow that created it (it also owns the RADIUS account).
     workflow_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), unique=True)
     created_at: Mapped[created_at]
+    terminated_at: Mapped[tstz_or_null]
 
 
 class BillingService(Base):
@@ -185,9 +239,12 @@ class BillingService(Base):
     tenant_id: Mapped[tenant_fk]
     subscriber_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("subscribers.id"), index=True)
     service_plan_id: Mapped[int] = mapped_column(ForeignKey("service_plans.id"))
-    status: Mapped[str] = mapped_column(String(32), default="active")
+    status: Mapped[BillingStatus] = mapped_column(
+        _enum(BillingStatus), default=BillingStatus.ACTIVE
+    )
     workflow_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), unique=True)
     created_at: Mapped[created_at]
+    ended_at: Mapped[tstz_or_null]
 
 
 class Workflow(Base):
@@ -201,6 +258,11 @@ class Workflow(Base):
     id: Mapped[uuid_pk]
     tenant_id: Mapped[tenant_fk]
     workflow_type: Mapped[str] = mapped_column(String(64))
+    # The subscriber the workflow acts on (set at submission; a provisioning names the row
+    # it is about to create).
+    subscriber_id: Mapped[uuid.UUID | None] = mapped_column(
+        UUID(as_uuid=True), nullable=True, index=True
+    )
     definition_version: Mapped[int] = mapped_column(Integer)
     status: Mapped[WorkflowStatus] = mapped_column(
         _enum(WorkflowStatus), default=WorkflowStatus.PENDING

@@ -8,15 +8,17 @@ a submission's check and its commit.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any
 
 from sqlalchemy import exists, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from orchestrator.engine import ACTIVE_WORKFLOW_STATUSES
-from orchestrator.errors import ConflictError, NotFound
-from orchestrator.models import ServicePlan, Subscriber, Workflow
+from orchestrator.db import transaction
+from orchestrator.errors import NotFound, PlanConflict, ValidationError
+from orchestrator.models import ServicePlan, Subscriber, Workflow, WorkflowStatus
 
 FIELDS = (
     "name",
@@ -36,12 +38,24 @@ _UNIQUE = {
 }
 
 
-class PlanConflict(ConflictError):
-    """Raised when a plan clashes with another (a name or RADIUS group in use) or is in use."""
+def snapshot(plan: ServicePlan) -> dict[str, Any]:
+    """The plan as a workflow carries it: editing the plan later does not change a workflow
+    already under way (nor what its rollback restores)."""
+    return {field: getattr(plan, field) for field in ("id", *FIELDS)}
 
-    def __init__(self, message: str, fields: dict[str, list[str]] | None = None) -> None:
-        super().__init__(message)
-        self.fields = fields or {}
+
+def plan_for_workflow(session: Session, tenant_id: str, plan_id: int, field: str) -> ServicePlan:
+    """The tenant's plan a submission names, read FOR SHARE: it cannot be deleted between this
+    check and the submission's commit (the delete takes FOR UPDATE and then sees the workflow
+    as a user of the plan). An unknown plan is a validation error on ``field``."""
+    plan = session.scalar(
+        select(ServicePlan)
+        .where(ServicePlan.id == plan_id, ServicePlan.tenant_id == tenant_id)
+        .with_for_update(read=True)
+    )
+    if plan is None:
+        raise ValidationError("unknown service plan", {field: ["no such service plan"]})
+    return plan
 
 
 def list_plans(session: Session, tenant_id: str) -> list[ServicePlan]:
@@ -102,7 +116,7 @@ def _in_use(session: Session, plan: ServicePlan) -> bool:
     by_subscriber = exists().where(Subscriber.service_plan_id == plan.id)
     by_workflow = exists().where(
         Workflow.tenant_id == plan.tenant_id,
-        Workflow.status.in_(ACTIVE_WORKFLOW_STATUSES),
+        Workflow.status.in_(WorkflowStatus.active()),
         Workflow.input["plan"]["id"].as_integer() == plan.id,
     )
     return bool(session.scalar(select(by_subscriber | by_workflow)))
@@ -138,3 +152,40 @@ def _flush(session: Session) -> None:
             # A subscriber or billing service appeared after our check.
             raise PlanConflict("the service plan is in use") from exc
         raise
+
+
+class PlanService:
+    """Plans as the API sees them: each method is one unit of work."""
+
+    def __init__(
+        self,
+        sync_plan: Callable[[int], None],
+        unit_of_work: Callable[[], AbstractContextManager[Session]] = transaction,
+    ) -> None:
+        #: Publishes the rewrite of a plan's RADIUS group (tasks.radius.sync_plan_group).
+        self._sync_plan = sync_plan
+        self._unit_of_work = unit_of_work
+
+    def list(self, tenant_id: str) -> list[ServicePlan]:
+        with self._unit_of_work() as session:
+            return list_plans(session, tenant_id)
+
+    def get(self, tenant_id: str, plan_id: int) -> ServicePlan:
+        with self._unit_of_work() as session:
+            return get_plan(session, tenant_id, plan_id)
+
+    def create(self, tenant_id: str, values: dict[str, Any]) -> ServicePlan:
+        with self._unit_of_work() as session:
+            return create_plan(session, tenant_id, values)
+
+    def update(self, tenant_id: str, plan_id: int, changes: dict[str, Any]) -> ServicePlan:
+        """Change a plan; new speeds reach every subscriber of it through its RADIUS group."""
+        with self._unit_of_work() as session:
+            plan = update_plan(session, tenant_id, plan_id, changes)
+        if {"download_mbps", "upload_mbps"} & changes.keys():
+            self._sync_plan(plan.id)
+        return plan
+
+    def delete(self, tenant_id: str, plan_id: int) -> None:
+        with self._unit_of_work() as session:
+            delete_plan(session, tenant_id, plan_id)

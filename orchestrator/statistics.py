@@ -13,7 +13,6 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, extract, func, select
 from sqlalchemy.orm import Session
 
-from orchestrator.engine import ACTIVE_WORKFLOW_STATUSES
 from orchestrator.models import Workflow, WorkflowEvent, WorkflowStatus
 
 #: Event kinds counted per step, and the name each is reported under.
@@ -134,7 +133,7 @@ def _step_failures(
 
 def _active(session: Session, tenant_id: str, workflow_type: str | None) -> int:
     query = select(func.count()).where(
-        Workflow.tenant_id == tenant_id, Workflow.status.in_(ACTIVE_WORKFLOW_STATUSES)
+        Workflow.tenant_id == tenant_id, Workflow.status.in_(WorkflowStatus.active())
     )
     if workflow_type is not None:
         query = query.where(Workflow.workflow_type == workflow_type)

@@ -12,11 +12,7 @@ from collections.abc import Mapping
 from cryptography.fernet import Fernet, InvalidToken
 
 from orchestrator.config import get_settings
-from orchestrator.errors import OrchestratorError
-
-
-class VaultError(OrchestratorError):
-    """Raised when secrets cannot be sealed or opened (no key, wrong key, tampered data)."""
+from orchestrator.errors import VaultError
 
 
 class Secrets(Mapping[str, str]):

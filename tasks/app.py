@@ -7,9 +7,10 @@ from celery.signals import beat_init, worker_init
 
 from orchestrator.config import get_settings
 from orchestrator.definitions import registry
+from orchestrator.workflows import workflow_types  # noqa: F401 - registers the definitions
 
 #: One queue per system, so operators can scale and rate-limit each one apart.
-QUEUES = ("saga", "database", "radius", "netbox", "access", "genieacs")
+QUEUES = ("saga", "database", "radius", "netbox", "access", "genieacs", "nas")
 
 TASK_MODULES = (
     "tasks.saga",
@@ -18,6 +19,7 @@ TASK_MODULES = (
     "tasks.netbox",
     "tasks.access",
     "tasks.genieacs",
+    "tasks.nas",
 )
 
 # Longest a single step attempt may take, hard limit included; see visibility_timeout below.

@@ -1,6 +1,6 @@
 """Step and compensation tasks for NetBox IPAM (queue ``netbox``)."""
 
-from orchestrator.steps.netbox import AllocateIp
+from orchestrator.steps.netbox import AllocateIp, ReleaseSubscriberIp
 from tasks.app import app
 from tasks.base import compensation_task, step_task
 
@@ -8,3 +8,5 @@ _allocate = AllocateIp()
 
 allocate_ip = step_task(app, "tasks.netbox.allocate_ip", _allocate)
 release_ip = compensation_task(app, "tasks.netbox.release_ip", _allocate)
+
+release_subscriber_ip = step_task(app, "tasks.netbox.release_subscriber_ip", ReleaseSubscriberIp())

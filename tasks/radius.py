@@ -9,7 +9,12 @@ from orchestrator.db import transaction
 from orchestrator.errors import TransientError
 from orchestrator.integrations.radius import RadiusStore, plan_group_attributes
 from orchestrator.models import ServicePlan
-from orchestrator.steps.radius import CreateRadiusAccount
+from orchestrator.steps.radius import (
+    AssignFramedIp,
+    CreateRadiusAccount,
+    MoveRadiusGroup,
+    RemoveRadiusAccount,
+)
 from tasks.app import app
 from tasks.base import compensation_task, step_task
 
@@ -17,6 +22,18 @@ _account = CreateRadiusAccount()
 
 create_account = step_task(app, "tasks.radius.create_account", _account)
 delete_account = compensation_task(app, "tasks.radius.delete_account", _account)
+
+_framed_ip = AssignFramedIp()
+
+assign_framed_ip = step_task(app, "tasks.radius.assign_framed_ip", _framed_ip)
+clear_framed_ip = compensation_task(app, "tasks.radius.clear_framed_ip", _framed_ip)
+
+_move = MoveRadiusGroup()
+
+move_group = step_task(app, "tasks.radius.move_group", _move)
+move_group_back = compensation_task(app, "tasks.radius.move_group_back", _move)
+
+remove_account = step_task(app, "tasks.radius.remove_account", RemoveRadiusAccount())
 
 
 @cache

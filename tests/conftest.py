@@ -7,6 +7,7 @@ free ports. Settings come from the environment, so it is set here before anythin
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -47,6 +48,8 @@ os.environ.update(
         # A fixed test key: it only ever protects throwaway test data.
         "ORCHESTRATOR_SECRET_KEY": "dGVzdC1rZXktdGVzdC1rZXktdGVzdC1rZXktdGVzdCE=",
         "ORCHESTRATOR_FAULT_INJECTION": "1",
+        # A workflow type with two versions, for the test that deploys v2 mid-flight.
+        "ORCHESTRATOR_WORKFLOW_MODULES": "tests.support.versioned_workflow",
         # Fast clocks: short backoff, short leases, a sweeper every second.
         "RETRY_BACKOFF_BASE": "0.2",
         "RETRY_BACKOFF_MAX": "1",
@@ -132,6 +135,17 @@ def simulators() -> Iterator[SimulatorHandle]:
     )
     yield handle
     handle.stop()
+
+
+@pytest.fixture
+def sim(simulators: SimulatorHandle) -> Iterator[SimulatorHandle]:
+    """The session's simulators, reset to their seed for this test (and its faults cleared)."""
+    from orchestrator import faults
+
+    simulators.reset()
+    yield simulators
+    with contextlib.suppress(Exception):
+        faults.clear()
 
 
 @pytest.fixture(scope="session")

@@ -8,8 +8,11 @@ from typing import Any
 import redis
 from flask import Flask
 
+from orchestrator.apikeys import ApiKeyService
 from orchestrator.config import get_settings
+from orchestrator.plans import PlanService
 from orchestrator.service import OrchestrationService
+from orchestrator.subscribers import SubscriberService
 
 #: Bodies above this are refused with 413 before they are parsed.
 MAX_BODY_BYTES = 64 * 1024
@@ -45,14 +48,26 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     settings = get_settings()
     dispatcher = app.config.get("DISPATCHER")
     if dispatcher is None:
-        from tasks.canvas import CeleryDispatcher  # the web process only publishes
+        from tasks.dispatch import CeleryDispatcher  # the web process only publishes
 
         dispatcher = CeleryDispatcher()
     app.extensions["orchestration_service"] = OrchestrationService(dispatcher)
+    app.extensions["plan_service"] = PlanService(dispatcher.sync_plan)
+    app.extensions["api_key_service"] = ApiKeyService()
+    app.extensions["subscriber_service"] = SubscriberService()
     broker = redis.Redis.from_url(settings.broker_url, socket_timeout=2, socket_connect_timeout=2)
     app.extensions["broker_ping"] = broker.ping
 
-    from webapp import apikeys, health, plans, request_id, statistics, workflows
+    from webapp import (
+        apikeys,
+        health,
+        lifecycle,  # noqa: F401 - adds the lifecycle URLs to the workflows blueprint
+        plans,
+        request_id,
+        statistics,
+        subscribers,
+        workflows,
+    )
     from webapp.errors import register_error_handlers
     from webapp.openapi import BEARER, SECURITY_SCHEME, Api
 
@@ -60,6 +75,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     api.spec.components.security_scheme(BEARER, SECURITY_SCHEME)
     for blueprint in (
         workflows.blueprint,
+        subscribers.blueprint,
         statistics.blueprint,
         plans.blueprint,
         apikeys.blueprint,

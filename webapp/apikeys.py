@@ -5,11 +5,10 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from flask import url_for
+from flask import current_app, url_for
 from flask.views import MethodView
 
-from orchestrator import apikeys
-from orchestrator.db import transaction
+from orchestrator.apikeys import ApiKeyService
 from webapp.auth import current_principal
 from webapp.openapi import Blueprint
 from webapp.schemas.keys import (
@@ -27,14 +26,17 @@ blueprint = Blueprint(
 )
 
 
+def _keys() -> ApiKeyService:
+    return current_app.extensions["api_key_service"]
+
+
 @blueprint.route("", endpoint="keys")
 class Keys(MethodView):
     @blueprint.requires("admin")
     @blueprint.response(200, ApiKeyListSchema)
     def get(self) -> Any:
         """The tenant's keys, revoked ones included; never the keys themselves."""
-        with transaction() as session:
-            return {"items": apikeys.list_keys(session, current_principal().tenant_id)}
+        return {"items": _keys().list(current_principal().tenant_id)}
 
     @blueprint.requires("admin")
     @blueprint.arguments(ApiKeyCreateSchema)
@@ -42,10 +44,9 @@ class Keys(MethodView):
     @blueprint.errors(413, 415)
     def post(self, body: dict[str, Any]) -> Any:
         """Create a key for this tenant. The answer holds the key: the only time it is shown."""
-        with transaction() as session:
-            row, key = apikeys.create_key(
-                session, current_principal().tenant_id, body["role"].value, body["name"] or ""
-            )
+        row, key = _keys().create(
+            current_principal().tenant_id, body["role"].value, body["name"] or ""
+        )
         created = {field: getattr(row, field) for field in ApiKeySchema().fields} | {"key": key}
         # Nothing may keep a copy of this answer: it is the only one that holds the key.
         headers = {"Cache-Control": "no-store", "Location": url_for(".key", key_id=row.id)}
@@ -58,13 +59,11 @@ class Key(MethodView):
     @blueprint.response(200, ApiKeySchema)
     @blueprint.errors(404)
     def get(self, key_id: uuid.UUID) -> Any:
-        with transaction() as session:
-            return apikeys.get_key(session, key_id, current_principal().tenant_id)
+        return _keys().get(current_principal().tenant_id, key_id)
 
     @blueprint.requires("admin")
     @blueprint.response(204)
     @blueprint.errors(404)
     def delete(self, key_id: uuid.UUID) -> None:
         """Revoke a key (at once, for every process; revoking twice is fine)."""
-        with transaction() as session:
-            apikeys.revoke_key(session, key_id, current_principal().tenant_id)
+        _keys().revoke(current_principal().tenant_id, key_id)

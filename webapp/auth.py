@@ -6,10 +6,9 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar
 
-from flask import g, request
+from flask import current_app, g, request
 
-from orchestrator.apikeys import Principal, authenticate, has_role
-from orchestrator.db import transaction
+from orchestrator.apikeys import Principal, has_role
 from orchestrator.models import Role
 from webapp.errors import ApiError
 
@@ -35,8 +34,7 @@ def _principal_from_request() -> Principal:
         raise Unauthenticated("send an API key as 'Authorization: Bearer <key>'")
     if len(key) > MAX_KEY_LENGTH:
         raise Unauthenticated("the API key is not valid")
-    with transaction() as session:
-        principal = authenticate(session, key)
+    principal = current_app.extensions["api_key_service"].authenticate(key)
     if principal is None:
         # Unknown and revoked keys get the same answer: nothing to learn from probing.
         raise Unauthenticated("the API key is not valid")

@@ -10,8 +10,13 @@ from flask import Flask, Response, jsonify
 from marshmallow import ValidationError as SchemaError
 from werkzeug.exceptions import HTTPException
 
-from orchestrator.errors import ConflictError, InvalidTransition, NotFound, ValidationError
-from orchestrator.service import IdempotencyMismatch
+from orchestrator.errors import (
+    ConflictError,
+    IdempotencyMismatch,
+    InvalidTransition,
+    NotFound,
+    ValidationError,
+)
 from webapp.request_id import current_request_id
 
 log = logging.getLogger(__name__)
@@ -108,7 +113,7 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(ConflictError)
     def _conflict(exc: ConflictError):  # type: ignore[no-untyped-def]
-        return error_response(409, "conflict", str(exc), getattr(exc, "fields", None))
+        return error_response(409, "conflict", str(exc), exc.fields or None)
 
     @app.errorhandler(InvalidTransition)
     def _invalid_transition(exc: InvalidTransition):  # type: ignore[no-untyped-def]

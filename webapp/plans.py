@@ -7,8 +7,7 @@ from typing import Any
 from flask import current_app, url_for
 from flask.views import MethodView
 
-from orchestrator import plans
-from orchestrator.db import transaction
+from orchestrator.plans import PlanService
 from webapp.auth import current_principal
 from webapp.openapi import Blueprint
 from webapp.schemas.plans import (
@@ -26,6 +25,10 @@ blueprint = Blueprint(
     description="Service plans: speeds, RADIUS group, IP prefix, VLANs, tech profile.",
 )
 
+def _plans() -> PlanService:
+    return current_app.extensions["plan_service"]
+
+
 # Flask's int converter takes any size; ids are PostgreSQL INTEGERs.
 PLAN_ID = "<int(max=2147483647):plan_id>"
 
@@ -36,8 +39,7 @@ class Plans(MethodView):
     @blueprint.response(200, PlanListSchema)
     def get(self) -> Any:
         """The tenant's service plans."""
-        with transaction() as session:
-            return {"items": plans.list_plans(session, current_principal().tenant_id)}
+        return {"items": _plans().list(current_principal().tenant_id)}
 
     @blueprint.requires("admin")
     @blueprint.arguments(PlanCreateSchema, example=PLAN_EXAMPLE)
@@ -49,8 +51,7 @@ class Plans(MethodView):
     @blueprint.errors(409, 413, 415)
     def post(self, body: dict[str, Any]) -> Any:
         """Create a plan. Its RADIUS group must be unused (by any tenant): else 409."""
-        with transaction() as session:
-            plan = plans.create_plan(session, current_principal().tenant_id, body)
+        plan = _plans().create(current_principal().tenant_id, body)
         return plan, 201, {"Location": url_for(".plan", plan_id=plan.id)}
 
 
@@ -60,8 +61,7 @@ class Plan(MethodView):
     @blueprint.response(200, PlanSchema)
     @blueprint.errors(404)
     def get(self, plan_id: int) -> Any:
-        with transaction() as session:
-            return plans.get_plan(session, current_principal().tenant_id, plan_id)
+        return _plans().get(current_principal().tenant_id, plan_id)
 
     @blueprint.requires("admin")
     @blueprint.arguments(PlanUpdateSchema)
@@ -73,13 +73,11 @@ class Plan(MethodView):
         New speeds reach the plan's subscribers through its RADIUS group (asynchronously, on
         their next authentication). The RADIUS group of a plan in use cannot change (409).
         """
-        service = current_app.extensions["orchestration_service"]
-        return service.update_plan(current_principal().tenant_id, plan_id, body)
+        return _plans().update(current_principal().tenant_id, plan_id, body)
 
     @blueprint.requires("admin")
     @blueprint.response(204)
     @blueprint.errors(404, 409)
     def delete(self, plan_id: int) -> None:
         """Delete a plan no subscriber and no active workflow uses (else 409)."""
-        with transaction() as session:
-            plans.delete_plan(session, current_principal().tenant_id, plan_id)
+        _plans().delete(current_principal().tenant_id, plan_id)

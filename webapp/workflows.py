@@ -28,10 +28,10 @@ blueprint = Blueprint(
     description="Provisioning workflows: submit, follow, retry, cancel.",
 )
 
-_LOCATION = {"Location": {"description": "the workflow's URL", "schema": {"type": "string"}}}
+LOCATION = {"Location": {"description": "the workflow's URL", "schema": {"type": "string"}}}
 
 
-def _service() -> OrchestrationService:
+def service() -> OrchestrationService:
     return current_app.extensions["orchestration_service"]
 
 
@@ -40,11 +40,11 @@ class ProvisionSubscriber(MethodView):
     @blueprint.requires("operator")
     @blueprint.arguments(IdempotencyHeadersSchema, location="headers", error_status_code=400)
     @blueprint.arguments(ProvisionSubscriberSchema, example=PROVISION_EXAMPLE)
-    @blueprint.response(202, WorkflowSchema, headers=_LOCATION)
+    @blueprint.response(202, WorkflowSchema, headers=LOCATION)
     @blueprint.alt_response(
         200,
         schema=WorkflowSchema,
-        headers=_LOCATION,
+        headers=LOCATION,
         success=True,
         description="the workflow an earlier request with this Idempotency-Key started",
     )
@@ -56,7 +56,8 @@ class ProvisionSubscriber(MethodView):
         serial provisioned or in flight elsewhere is a 409, before any step runs.
         """
         principal = current_principal()
-        submission = _service().submit_provisioning(
+        submission = service().submit(
+            "provision_subscriber",
             principal.tenant_id,
             body,
             idempotency_key=headers.get("idempotency_key"),
@@ -81,7 +82,7 @@ class Workflows(MethodView):
             created_before=query.get("created_before"),
             subscriber_id=query.get("subscriber_id"),
         )
-        return _service().list_workflows(
+        return service().list_workflows(
             current_principal().tenant_id, filters, limit=query["limit"], offset=query["offset"]
         )
 
@@ -93,7 +94,7 @@ class WorkflowDetail(MethodView):
     @blueprint.errors(404)
     def get(self, workflow_id: uuid.UUID) -> Any:
         """A workflow with every step (attempts, timings, errors) and its event log."""
-        return _service().get_workflow(current_principal().tenant_id, workflow_id)
+        return service().get_workflow(current_principal().tenant_id, workflow_id)
 
 
 @blueprint.route("/workflows/<uuid:workflow_id>/retry", endpoint="retry")
@@ -106,7 +107,10 @@ class Retry(MethodView):
 
         Any other state is a 409.
         """
-        return _service().retry(current_principal().tenant_id, workflow_id)
+        principal = current_principal()
+        return service().retry(
+            principal.tenant_id, workflow_id, requested_by=str(principal.api_key_id)
+        )
 
 
 @blueprint.route("/workflows/<uuid:workflow_id>/cancel", endpoint="cancel")
@@ -119,4 +123,7 @@ class Cancel(MethodView):
 
         It ends ``compensated``. A finished workflow is a 409.
         """
-        return _service().cancel(current_principal().tenant_id, workflow_id)
+        principal = current_principal()
+        return service().cancel(
+            principal.tenant_id, workflow_id, requested_by=str(principal.api_key_id)
+        )

@@ -103,6 +103,25 @@ class RadiusStore:
                     {"g": group, "a": attr.attribute, "o": attr.op, "v": attr.value},
                 )
 
+    def ensure_reject_group(self, group: str) -> None:
+        """A group whose members FreeRADIUS rejects (radgroupcheck Auth-Type := Reject)."""
+        with self._transaction("ensure_reject_group") as conn:
+            conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:g))"), {"g": group})
+            exists_ = conn.execute(
+                text(
+                    "SELECT 1 FROM radgroupcheck WHERE groupname = :g AND attribute = 'Auth-Type'"
+                ),
+                {"g": group},
+            ).first()
+            if not exists_:
+                conn.execute(
+                    text(
+                        "INSERT INTO radgroupcheck (groupname, attribute, op, value) "
+                        "VALUES (:g, 'Auth-Type', ':=', 'Reject')"
+                    ),
+                    {"g": group},
+                )
+
     def group_attributes(self, group: str) -> list[RadiusAttribute]:
         """The reply attributes FreeRADIUS gives every member of ``group``."""
         with self._transaction("group_attributes") as conn:
@@ -175,6 +194,39 @@ class RadiusStore:
         with self._transaction("set_framed_ip") as conn:
             self._require_owner(conn, username, owner, "set_framed_ip")
             self._write_framed_ip(conn, username, framed_ip)
+
+    def clear_framed_ip(self, *, username: str, owner: str) -> None:
+        """Remove the address from an account ``owner`` created; nothing if it is not ours."""
+        with self._transaction("clear_framed_ip") as conn:
+            if self._owner(conn, username, lock=True) != owner:
+                return
+            conn.execute(
+                text(
+                    "DELETE FROM radreply WHERE username = :u AND attribute = 'Framed-IP-Address'"
+                ),
+                {"u": username},
+            )
+
+    def set_group(self, *, username: str, group: str, owner: str) -> str | None:
+        """Move the account to ``group`` (its profile: speeds, or a suspended profile); returns
+        the group it was in."""
+        with self._transaction("set_group") as conn:
+            self._require_owner(conn, username, owner, "set_group")
+            previous = conn.execute(
+                text("SELECT groupname FROM radusergroup WHERE username = :u"), {"u": username}
+            ).scalar_one_or_none()
+            conn.execute(text("DELETE FROM radusergroup WHERE username = :u"), {"u": username})
+            conn.execute(
+                text("INSERT INTO radusergroup (username, groupname, priority) VALUES (:u, :g, 1)"),
+                {"u": username, "g": group},
+            )
+            return previous
+
+    def group_of(self, username: str) -> str | None:
+        with self._transaction("group_of") as conn:
+            return conn.execute(
+                text("SELECT groupname FROM radusergroup WHERE username = :u"), {"u": username}
+            ).scalar_one_or_none()
 
     def delete_account(self, *, username: str, owner: str) -> bool:
         """Delete the account if ``owner`` created it. True if something was deleted."""

@@ -38,7 +38,9 @@ def service_tags(data: dict[str, Any] | Any) -> dict[str, Any]:
     return tags
 
 
-class ActivateOnu(Step):
+class AccessStep(Step):
+    """A step on the access network: VOLTHA finds the ONU, ONOS programs its service."""
+
     @cached_property
     def voltha(self) -> VolthaClient:
         return VolthaClient.from_settings(get_settings())
@@ -47,6 +49,8 @@ class ActivateOnu(Step):
     def onos(self) -> OnosClient:
         return OnosClient.from_settings(get_settings())
 
+
+class ActivateOnu(AccessStep):
     def plan(self, ctx: StepContext) -> dict[str, Any]:
         return {"idempotency_key": ctx.idempotency_key, **service_tags(ctx.data)}
 
@@ -65,6 +69,7 @@ class ActivateOnu(Step):
         return StepResult(
             output={"onu_device_id": onu.device_id, "olt_id": onu.olt_id, **service},
             compensation=service,
+            context={"onos_service": service, "onu_device_id": onu.device_id},
             workflow_output={"onu_device_id": onu.device_id, "uni_port": onu.uni_port_name},
         )
 
@@ -79,3 +84,111 @@ class ActivateOnu(Step):
         self.onos.deactivate_service(
             port_name, ctx.intent["s_tag"], ctx.intent["c_tag"], ctx.intent["tp_id"]
         )
+
+
+class _OnuStep(AccessStep):
+    def plan(self, ctx: StepContext) -> dict[str, Any]:
+        return {"idempotency_key": ctx.idempotency_key, "onu_serial": ctx.data["onu_serial"]}
+
+    def _device_id(self, ctx: StepContext) -> str:
+        # Found again by serial (not a stored id): VOLTHA's ids change if an ONU is re-ranged.
+        return self.voltha.find_onu(ctx.intent["onu_serial"]).device_id
+
+
+class DisableOnu(_OnuStep):
+    """Suspension with ``disable_onu``: the ONU is admin-locked in VOLTHA (its UNIs go down)."""
+
+    def skip(self, ctx: StepContext) -> str | None:
+        if not ctx.data.get("disable_onu"):
+            return "the ONU stays enabled (disable_onu not asked)"
+        if not ctx.data.get("onu_serial"):
+            return "the subscriber has no ONU"
+        return None
+
+    def execute(self, ctx: StepContext) -> StepResult:
+        device_id = self._device_id(ctx)
+        self.voltha.disable_onu(device_id)
+        return StepResult(output={"onu_device_id": device_id}, context={"onu_disabled": True})
+
+    def compensate(self, ctx: StepContext) -> None:
+        try:
+            self.voltha.enable_onu(self._device_id(ctx))
+        except ResourceNotFound:
+            return  # the ONU is gone: nothing to enable
+
+
+class EnableOnu(_OnuStep):
+    """Activation: an ONU the suspension disabled is enabled again."""
+
+    def skip(self, ctx: StepContext) -> str | None:
+        onu = (ctx.data.get("resources") or {}).get("onu") or {}
+        return None if onu.get("disabled") else "the ONU was not disabled"
+
+    def execute(self, ctx: StepContext) -> StepResult:
+        device_id = self._device_id(ctx)
+        self.voltha.enable_onu(device_id)
+        return StepResult(output={"onu_device_id": device_id}, context={"onu_disabled": False})
+
+    def compensate(self, ctx: StepContext) -> None:
+        try:
+            self.voltha.disable_onu(self._device_id(ctx))
+        except ResourceNotFound:
+            return
+
+
+def _tags(service: dict[str, Any]) -> tuple[str, int, int, int]:
+    return service["port_name"], service["s_tag"], service["c_tag"], service["tp_id"]
+
+
+class ReprogramOnu(_OnuStep):
+    """A plan change: the ONOS service moves to the new plan's tags and tech profile."""
+
+    def skip(self, ctx: StepContext) -> str | None:
+        old, new = ctx.data.get("onos_service"), ctx.data.get("new_onos_service")
+        if not old:
+            return "the subscriber has no ONOS service"
+        if old == new:
+            return "the new plan has the same tags and tech profile"
+        return None
+
+    def plan(self, ctx: StepContext) -> dict[str, Any]:
+        return {
+            "idempotency_key": ctx.idempotency_key,
+            "old": ctx.data["onos_service"],
+            "new": ctx.data["new_onos_service"],
+        }
+
+    def execute(self, ctx: StepContext) -> StepResult:
+        # Old first: one UNI carries one service of a subscriber (and the C-tag may be reused).
+        self.onos.deactivate_service(*_tags(ctx.intent["old"]))
+        self.onos.activate_service(*_tags(ctx.intent["new"]))
+        return StepResult(
+            output={"from": ctx.intent["old"], "to": ctx.intent["new"]},
+            compensation=ctx.intent["old"],
+            context={"onos_service": ctx.intent["new"]},
+        )
+
+    def compensate(self, ctx: StepContext) -> None:
+        self.onos.deactivate_service(*_tags(ctx.intent["new"]))
+        self.onos.activate_service(*_tags(ctx.intent["old"]))
+
+
+class RemoveOnuService(AccessStep):
+    """Deprovisioning: the subscriber's service leaves its ONU."""
+
+    def skip(self, ctx: StepContext) -> str | None:
+        return None if _resource(ctx, "onos") else "the subscriber has no ONOS service"
+
+    def plan(self, ctx: StepContext) -> dict[str, Any]:
+        return {"idempotency_key": ctx.idempotency_key, "service": _resource(ctx, "onos")}
+
+    def execute(self, ctx: StepContext) -> StepResult:
+        self.onos.deactivate_service(*_tags(ctx.intent["service"]))
+        return StepResult(output={"removed": ctx.intent["service"]})
+
+    def compensate(self, ctx: StepContext) -> None:
+        raise NotImplementedError("removal is forward recovery: never undone")
+
+
+def _resource(ctx: StepContext, system: str) -> dict[str, Any] | None:
+    return (ctx.data.get("resources") or {}).get(system)

@@ -8,12 +8,13 @@ can never land after the rollback.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import cached_property
 from typing import Any
 
 from orchestrator.config import get_settings
-from orchestrator.errors import ResourceNotFound
-from orchestrator.integrations.genieacs import GenieAcsClient
+from orchestrator.errors import PermanentError, ResourceNotFound
+from orchestrator.integrations.genieacs import CpeDevice, GenieAcsClient
 from orchestrator.step import Step, StepContext, StepResult
 
 
@@ -28,17 +29,26 @@ class ConfigureCpe(Step):
         return GenieAcsClient.from_settings(get_settings())
 
     def skip(self, ctx: StepContext) -> str | None:
-        return None if ctx.data.get("cpe_serial") else "no CPE serial was given"
+        if ctx.data.get("cpe_serial") or ctx.data.get("cpe_mac"):
+            return None
+        return "neither a CPE serial nor a CPE MAC was given"
 
     def plan(self, ctx: StepContext) -> dict[str, Any]:
         return {
             "idempotency_key": ctx.idempotency_key,
-            "cpe_serial": ctx.data["cpe_serial"],
+            "cpe_serial": ctx.data.get("cpe_serial"),
+            "cpe_mac": ctx.data.get("cpe_mac"),
             "tag": subscriber_tag(ctx.data["subscriber_id"]),
         }
 
+    def _device(self, intent: Mapping[str, Any]) -> CpeDevice:
+        """The CPE by its serial, or else by its WAN MAC (unknown or ambiguous: permanent)."""
+        if intent.get("cpe_serial"):
+            return self.genieacs.find_device(intent["cpe_serial"])
+        return self.genieacs.find_device_by_mac(intent["cpe_mac"])
+
     def execute(self, ctx: StepContext) -> StepResult:
-        device = self.genieacs.find_device(ctx.intent["cpe_serial"])
+        device = self._device(ctx.intent)
         outcome = self.genieacs.push_pppoe_credentials(
             device, ctx.data["username"], ctx.secrets["password"], ctx.idempotency_key
         )
@@ -55,17 +65,62 @@ class ConfigureCpe(Step):
                 "task_id": outcome.task_id,
                 "applied": outcome.applied,
             },
+            context={
+                "cpe": {
+                    "serial": device.serial,
+                    "device_id": device.device_id,
+                    "tag": ctx.intent["tag"],
+                    # The key every later task on these parameters reuses (see module doc).
+                    "unique_key": ctx.idempotency_key,
+                }
+            },
             workflow_output={"cpe_device_id": device.device_id},
         )
 
     def compensate(self, ctx: StepContext) -> None:
         try:
-            device = self.genieacs.find_device(ctx.intent["cpe_serial"])
+            device = self._device(ctx.intent)
         except ResourceNotFound:
             return  # the CPE is gone from GenieACS, and our parameters and tag with it
+        except PermanentError:
+            # An ambiguous MAC: the attempt stopped at this same lookup, before any push.
+            return
         queued = ctx.compensation.get("task_id") and not ctx.compensation.get("applied")
         if not (queued and self.genieacs.delete_task(ctx.compensation["task_id"])):
             # The push may have reached the CPE (or no attempt reported back): clear it, under
             # the push's own uniqueKey so a copy still queued is replaced, never applied.
             self.genieacs.clear_pppoe_credentials(device, ctx.idempotency_key)
         self.genieacs.remove_tag(device, ctx.intent["tag"])
+
+
+class ClearCpe(Step):
+    """Deprovisioning: the CPE forgets the subscriber's PPPoE credentials and tag."""
+
+    @cached_property
+    def genieacs(self) -> GenieAcsClient:
+        return GenieAcsClient.from_settings(get_settings())
+
+    def skip(self, ctx: StepContext) -> str | None:
+        return None if self._cpe(ctx) else "the subscriber has no CPE"
+
+    @staticmethod
+    def _cpe(ctx: StepContext) -> dict[str, Any] | None:
+        return (ctx.data.get("resources") or {}).get("cpe")
+
+    def plan(self, ctx: StepContext) -> dict[str, Any]:
+        return {"idempotency_key": ctx.idempotency_key, "cpe": self._cpe(ctx)}
+
+    def execute(self, ctx: StepContext) -> StepResult:
+        cpe = ctx.intent["cpe"]
+        try:
+            device = self.genieacs.find_device(cpe["serial"])
+        except ResourceNotFound:
+            return StepResult(output={"cleared": False, "reason": "CPE gone from GenieACS"})
+        # Under the provisioning push's own uniqueKey: a push still queued is replaced, never
+        # applied after this.
+        outcome = self.genieacs.clear_pppoe_credentials(device, cpe["unique_key"])
+        self.genieacs.remove_tag(device, cpe["tag"])
+        return StepResult(output={"cleared": True, "task_id": outcome.task_id})
+
+    def compensate(self, ctx: StepContext) -> None:
+        raise NotImplementedError("removal is forward recovery: never undone")

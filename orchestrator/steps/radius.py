@@ -1,12 +1,16 @@
-"""The FreeRADIUS account step: password, plan group and (when known) the framed address."""
+"""FreeRADIUS steps: the account (password and plan group), and its framed address."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import cached_property
+from typing import Any
 
 from orchestrator.config import get_settings
+from orchestrator.errors import PermanentError
 from orchestrator.integrations.radius import RadiusStore, plan_group_attributes
 from orchestrator.step import Step, StepContext, StepResult
+from orchestrator.subscribers import DEFAULT_SUSPENDED_GROUP
 
 
 class CreateRadiusAccount(Step):
@@ -29,12 +33,11 @@ class CreateRadiusAccount(Step):
             plan_group_attributes(plan["download_mbps"], plan["upload_mbps"]),
             replace=False,
         )
-        framed_ip = ctx.data.get("ipv4_address") or ctx.data.get("static_ipv4")
         created = self.store.create_account(
             username=username,
             password=ctx.secrets["password"],
             group=plan["radius_group"],
-            framed_ip=framed_ip,
+            framed_ip=None,
             owner=str(ctx.workflow_id),
         )
         return StepResult(
@@ -46,3 +49,106 @@ class CreateRadiusAccount(Step):
     def compensate(self, ctx: StepContext) -> None:
         # The intent is enough: it was recorded before the account could exist.
         self.store.delete_account(username=ctx.intent["username"], owner=str(ctx.workflow_id))
+
+
+class AssignFramedIp(Step):
+    """Framed-IP-Address for the account: the NetBox address, or the static one requested."""
+
+    @cached_property
+    def store(self) -> RadiusStore:
+        return RadiusStore.from_settings(get_settings())
+
+    def plan(self, ctx: StepContext) -> dict[str, str]:
+        return {"idempotency_key": ctx.idempotency_key, "username": ctx.data["username"]}
+
+    def execute(self, ctx: StepContext) -> StepResult:
+        framed_ip = ctx.data.get("ipv4_address") or ctx.data.get("static_ipv4")
+        if not framed_ip:
+            raise PermanentError(
+                "no IPv4 address to assign", system="radius", operation="assign_framed_ip"
+            )
+        self.store.set_framed_ip(
+            username=ctx.intent["username"], framed_ip=framed_ip, owner=str(ctx.workflow_id)
+        )
+        return StepResult(
+            output={"framed_ip": framed_ip},
+            compensation={"username": ctx.intent["username"]},
+            context={"ipv4_address": framed_ip},
+            workflow_output={"ipv4_address": framed_ip},
+        )
+
+    def compensate(self, ctx: StepContext) -> None:
+        self.store.clear_framed_ip(username=ctx.intent["username"], owner=str(ctx.workflow_id))
+
+
+class MoveRadiusGroup(Step):
+    """The account moves to another group (a plan's, or the suspended profile); undo moves it
+    back. The groups are the workflow's: ``radius_group`` now, ``target_radius_group`` after."""
+
+    @cached_property
+    def store(self) -> RadiusStore:
+        return RadiusStore.from_settings(get_settings())
+
+    def plan(self, ctx: StepContext) -> dict[str, str]:
+        return {
+            "idempotency_key": ctx.idempotency_key,
+            "username": ctx.data["username"],
+            "owner": ctx.data["radius_owner"],
+            "from": ctx.data["radius_group"],
+            "to": ctx.data["target_radius_group"],
+        }
+
+    def execute(self, ctx: StepContext) -> StepResult:
+        intent = ctx.intent
+        self._ensure_group(intent["to"], ctx.data)
+        self.store.set_group(username=intent["username"], group=intent["to"], owner=intent["owner"])
+        return StepResult(
+            output={"from": intent["from"], "to": intent["to"]},
+            compensation={"group": intent["from"]},
+            context={"radius_group": intent["to"]},
+        )
+
+    def compensate(self, ctx: StepContext) -> None:
+        intent = ctx.intent
+        self.store.set_group(
+            username=intent["username"], group=intent["from"], owner=intent["owner"]
+        )
+
+    def _ensure_group(self, group: str, data: Mapping[str, Any]) -> None:
+        if group == DEFAULT_SUSPENDED_GROUP:
+            self.store.ensure_reject_group(group)
+            return
+        for plan in (data.get("new_plan"), data.get("plan")):
+            if plan and plan["radius_group"] == group:
+                # Created if missing; kept current by plan edits (never rewritten from here).
+                self.store.ensure_group(
+                    group,
+                    plan_group_attributes(plan["download_mbps"], plan["upload_mbps"]),
+                    replace=False,
+                )
+                return
+        # Any other group (a plan's own suspended profile, a walled garden) is the operator's.
+
+
+class RemoveRadiusAccount(Step):
+    """Deprovisioning: the account goes, with all its rows (the provisioning owns it)."""
+
+    @cached_property
+    def store(self) -> RadiusStore:
+        return RadiusStore.from_settings(get_settings())
+
+    def plan(self, ctx: StepContext) -> dict[str, str]:
+        return {
+            "idempotency_key": ctx.idempotency_key,
+            "username": ctx.data["username"],
+            "owner": ctx.data["radius_owner"],
+        }
+
+    def execute(self, ctx: StepContext) -> StepResult:
+        deleted = self.store.delete_account(
+            username=ctx.intent["username"], owner=ctx.intent["owner"]
+        )
+        return StepResult(output={"deleted": deleted})
+
+    def compensate(self, ctx: StepContext) -> None:
+        raise NotImplementedError("removal is forward recovery: never undone")

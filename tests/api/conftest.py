@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from orchestrator import faults
+from orchestrator import engine, faults
 from orchestrator.models import ServicePlan
 from tests.api.helpers import make_key
 from tests.support.plans import create_plan
@@ -32,11 +32,11 @@ class RecordingDispatcher:
     compensated: list[uuid.UUID] = field(default_factory=list)
     synced_plans: list[int] = field(default_factory=list)
 
-    def start(self, workflow_id: uuid.UUID) -> None:
-        self.started.append(workflow_id)
-
-    def compensate(self, workflow_id: uuid.UUID) -> None:
-        self.compensated.append(workflow_id)
+    def publish(self, dispatch: engine.Dispatch) -> None:
+        if dispatch.forward:
+            self.started.append(dispatch.workflow_id)
+        if dispatch.backward:
+            self.compensated.append(dispatch.workflow_id)
 
     def sync_plan(self, plan_id: int) -> None:
         self.synced_plans.append(plan_id)

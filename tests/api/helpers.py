@@ -13,7 +13,6 @@ from sqlalchemy import func, select
 from orchestrator import engine
 from orchestrator.apikeys import create_key, ensure_tenant
 from orchestrator.db import transaction
-from orchestrator.definitions import PROVISION_SUBSCRIBER
 from orchestrator.models import (
     Customer,
     ResourceClaim,
@@ -23,6 +22,7 @@ from orchestrator.models import (
     WorkflowStatus,
     WorkflowStep,
 )
+from orchestrator.workflows.provision_subscriber import DEFINITION as PROVISION_SUBSCRIBER
 from tests.support.requests import provision_body
 
 WORKFLOWS = "/api/v1/orchestration/workflows"
@@ -69,6 +69,8 @@ def seed_workflow(
         workflow.status = status
         workflow.created_at = created
         workflow.output = output or {}
+        if "subscriber_id" in workflow.output:
+            workflow.subscriber_id = uuid.UUID(workflow.output["subscriber_id"])
         if workflow_type is not None:
             workflow.workflow_type = workflow_type
         if status.is_terminal:

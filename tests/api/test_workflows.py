@@ -10,7 +10,7 @@ import pytest
 
 from orchestrator import engine
 from orchestrator.db import transaction
-from orchestrator.models import Customer, Subscriber, Workflow, WorkflowStatus
+from orchestrator.models import StepStatus, Workflow, WorkflowStatus
 from tests.api.helpers import (
     PROVISION,
     WORKFLOWS,
@@ -98,26 +98,16 @@ def test_list_filters_by_time(api, listing):
     assert _list(api, listing, f"created_after={naive}")["total"] == 2
 
 
-def test_list_filters_by_a_subscriber_row(api, listing, plan):
-    # A subscriber whose row points at a workflow whose output does not name it
-    workflow_id = uuid.UUID(listing["ids"][9])
+def test_list_filters_by_the_subscriber_a_workflow_acts_on(api, listing, plan):
+    # A workflow about an existing subscriber (a suspension, say) names it only as the
+    # subscriber it acts on: its output holds no subscriber id
+    subscriber_id = uuid.uuid4()
+    workflow_id = seed_workflow("listing", S.COMPLETED, plan_id=plan.id, workflow_type="x")
     with transaction() as session:
-        customer = Customer(tenant_id="listing", first_name="A", last_name="B", email="a@b.net")
-        session.add(customer)
-        session.flush()
-        subscriber = Subscriber(
-            tenant_id="listing",
-            customer_id=customer.id,
-            service_plan_id=plan.id,
-            username=f"row-{uuid.uuid4().hex[:8]}",
-            service_address="x",
-            workflow_id=workflow_id,
-        )
-        session.add(subscriber)
-        session.flush()
-        subscriber_id = subscriber.id
+        session.get(Workflow, workflow_id).subscriber_id = subscriber_id
     page = _list(api, listing, f"subscriber_id={subscriber_id}")
     assert [item["id"] for item in page["items"]] == [str(workflow_id)]
+    assert page["items"][0]["subscriber_id"] == str(subscriber_id)
 
 
 @pytest.mark.parametrize(
@@ -222,7 +212,13 @@ def test_retry_of_a_rolled_back_workflow_starts_a_new_run(api, operator_key, pla
 
 
 def test_retry_of_a_failed_workflow_resumes_its_compensations(api, operator_key, plan, dispatcher):
+    # Given a rollback that could not remove the RADIUS account
     workflow_id = seed_workflow("acme", S.FAILED, plan_id=plan.id)
+    with transaction() as session:
+        workflow = session.get(Workflow, workflow_id)
+        for step in workflow.steps:
+            if step.name == "create_radius_account":
+                step.status, step.attempts = StepStatus.COMPENSATION_FAILED, 1
 
     response = api.post(f"{WORKFLOWS}/{workflow_id}/retry", headers=auth(operator_key))
 

@@ -9,7 +9,15 @@ from orchestrator.config import get_settings
 from orchestrator.integrations.radius import RadiusStore
 from tests.support.radius_client import authenticate
 from tests.support.requests import provision_body, submit
-from tests.support.workflows import events, our_rows, step_running, steps, wait_terminal, wait_until
+from tests.support.workflows import (
+    assert_undone_in_reverse_dependency_order,
+    events,
+    our_rows,
+    step_running,
+    steps,
+    wait_terminal,
+    wait_until,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -85,12 +93,13 @@ def test_a_stale_message_for_a_later_step_waits_its_turn(
     workflow_id, _ = submit(client, operator_key, body)
     wait_until(lambda: step_running(workflow_id, "create_customer"), 30, "the first step to run")
 
-    # When a copy of a later step's message arrives early (say, redelivered from an earlier run)
+    # When a copy of a step that depends on it arrives early (say, redelivered from an earlier
+    # run)
     celery_app.signature(
-        "tasks.netbox.allocate_ip", args=(str(workflow_id), "allocate_ip")
+        "tasks.database.create_subscriber", args=(str(workflow_id), "create_subscriber")
     ).apply_async()
 
-    # Then it steps aside, and the workflow runs in order and completes
+    # Then it steps aside, and the workflow runs in dependency order and completes
     wait_until(
         lambda: any(
             "out of order" in (e.message or "")
@@ -100,4 +109,61 @@ def test_a_stale_message_for_a_later_step_waits_its_turn(
         "the early copy to step aside",
     )
     assert wait_terminal(workflow_id).value == "completed"
-    assert steps(workflow_id)["allocate_ip"].attempts == 1
+    assert steps(workflow_id)["create_subscriber"].attempts == 1
+
+
+def test_worker_killed_inside_a_parallel_stage_recovers_without_a_person(
+    client, worker, plan, operator_key, radius_server
+):
+    # Given a stage-0 step in flight while its siblings have finished
+    body = provision_body(plan.id)
+    faults.arm("activate_onu", ["hang"], username=body["username"])
+    workflow_id, _ = submit(client, operator_key, body)
+    wait_until(
+        lambda: step_running(workflow_id, "activate_onu")
+        and steps(workflow_id)["assign_framed_ip"].status.value == "completed",
+        30,
+        "the siblings to finish around the hanging step",
+    )
+
+    # When the whole worker is SIGKILLed and a new one starts
+    worker.kill()
+    worker.start()
+
+    # Then the lost step is re-driven and the workflow completes, with one of everything
+    assert wait_terminal(workflow_id, timeout=90).value == "completed"
+    assert steps(workflow_id)["activate_onu"].attempts == 2
+    others = [s for n, s in steps(workflow_id).items() if n != "activate_onu"]
+    assert all(s.attempts == 1 for s in others if s.status.value == "completed")
+    rows = RadiusStore.from_settings(get_settings()).account_rows(body["username"])
+    assert rows == {"radcheck": 1, "radreply": 1, "radusergroup": 1}
+    host, port = radius_server
+    assert authenticate(body["username"], body["password"], host=host, port=port).accepted
+
+
+def test_worker_killed_while_a_sibling_rolls_back_leaves_nothing(
+    client, worker, plan, operator_key, radius_server
+):
+    # Given a step that fails for good while a sibling of its stage is still in flight
+    body = provision_body(plan.id)
+    faults.arm("activate_onu", ["hang"], username=body["username"])
+    faults.arm("allocate_ip", ["permanent"], username=body["username"])
+    workflow_id, _ = submit(client, operator_key, body)
+    wait_until(
+        lambda: step_running(workflow_id, "activate_onu")
+        and steps(workflow_id)["allocate_ip"].status.value == "compensated",
+        30,
+        "the rollback to wait for the sibling in flight",
+    )
+
+    # When the worker holding that sibling is SIGKILLed and a new one starts
+    worker.kill()
+    worker.start()
+
+    # Then the sibling is undone once its lease is gone, and nothing is left anywhere
+    assert wait_terminal(workflow_id, timeout=90).value == "rolled_back"
+    assert steps(workflow_id)["activate_onu"].status.value == "compensated"
+    assert_undone_in_reverse_dependency_order(workflow_id)
+    assert our_rows(workflow_id) == {"customers": 0, "subscribers": 0, "billing_services": 0}
+    rows = RadiusStore.from_settings(get_settings()).account_rows(body["username"])
+    assert rows == {"radcheck": 0, "radreply": 0, "radusergroup": 0}

@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 
 from orchestrator.definitions import (
-    PROVISION_SUBSCRIBER,
     DefinitionError,
     DefinitionRegistry,
     StepDefinition,
     WorkflowDefinition,
     registry,
 )
+from orchestrator.workflows.provision_subscriber import DEFINITION as PROVISION_SUBSCRIBER
 
 
 def step(name: str, *depends_on: str, compensation: str | None = "tasks.x.undo") -> StepDefinition:
@@ -45,11 +45,33 @@ def test_a_missing_compensation_must_be_declared_irreversible():
     assert WorkflowDefinition("w", 1, (irreversible,)).step("notify") is irreversible
 
 
-def test_a_name_registered_twice_is_refused():
+def test_a_version_registered_twice_is_refused():
     local = DefinitionRegistry()
     local.register(WorkflowDefinition("w", 1, (step("a"),)))
     with pytest.raises(DefinitionError, match="already registered"):
-        local.register(WorkflowDefinition("w", 2, (step("a"),)))
+        local.register(WorkflowDefinition("w", 1, (step("b"),)))
+
+
+def test_versions_live_side_by_side_and_new_work_takes_the_latest():
+    local = DefinitionRegistry()
+    v1 = local.register(WorkflowDefinition("w", 1, (step("a"),)))
+    v2 = local.register(WorkflowDefinition("w", 2, (step("a"), step("b", "a"))))
+    assert local.get("w") is v2
+    assert local.get("w", 1) is v1
+    assert local.get("w", 2) is v2
+    with pytest.raises(DefinitionError, match="v3 is not registered"):
+        local.get("w", 3)
+    with pytest.raises(DefinitionError, match="older than v2"):
+        local.register(WorkflowDefinition("w", 0, (step("a"),)))
+
+
+def test_stages_come_from_the_dependencies_not_from_the_order_of_declaration():
+    definition = WorkflowDefinition(
+        "w", 1, (step("a"), step("b"), step("c", "a"), step("d", "b", "c"), step("e"))
+    )
+    assert definition.stages() == [("a", "b", "e"), ("c",), ("d",)]
+    assert definition.dependents("a") == ("c",)
+    assert definition.dependents("d") == ()
 
 
 def test_unregistered_tasks_are_named():
@@ -62,12 +84,16 @@ def test_unregistered_tasks_are_named():
 def test_every_task_the_real_definitions_name_is_registered(celery_app):
     celery_app.loader.import_default_modules()  # what a worker does at start
     registry.verify_tasks(lambda name: name in celery_app.tasks)
-    assert [s.name for s in PROVISION_SUBSCRIBER.steps] == [
-        "create_customer",
-        "create_subscriber",
-        "create_radius_account",
-        "allocate_ip",
-        "activate_onu",
-        "configure_cpe",
-        "create_billing_service",
+    assert PROVISION_SUBSCRIBER.stages() == [
+        (
+            "create_customer",
+            "create_radius_account",
+            "allocate_ip",
+            "activate_onu",
+            "configure_cpe",
+        ),
+        ("create_subscriber", "assign_framed_ip"),
+        ("create_billing_service",),
     ]
+    # Each step touches one system.
+    assert {s.name: s.system for s in PROVISION_SUBSCRIBER.steps}["assign_framed_ip"] == "radius"

@@ -27,6 +27,7 @@ def test_provisioning_completes_and_radius_accepts(
         "create_subscriber": "completed",
         "create_radius_account": "completed",
         "allocate_ip": "completed",
+        "assign_framed_ip": "completed",
         "activate_onu": "completed",
         "configure_cpe": "skipped",  # no CPE serial in the request
         "create_billing_service": "completed",
@@ -57,22 +58,29 @@ def test_workflow_detail_shows_steps_and_events(client, worker, plan, operator_k
     ).get_json()
 
     assert detail["status"] == "completed"
-    assert [s["name"] for s in detail["steps"]] == [
-        "create_customer",
+    assert [(s["name"], s["stage"]) for s in detail["steps"]] == [
+        ("create_customer", 0),
+        ("create_radius_account", 0),
+        ("allocate_ip", 0),
+        ("activate_onu", 0),
+        ("configure_cpe", 0),
+        ("create_subscriber", 1),
+        ("assign_framed_ip", 1),
+        ("create_billing_service", 2),
+    ]
+    assert detail["steps"][-1]["depends_on"] == [
         "create_subscriber",
-        "create_radius_account",
-        "allocate_ip",
+        "assign_framed_ip",
         "activate_onu",
         "configure_cpe",
-        "create_billing_service",
     ]
     ran = [s for s in detail["steps"] if s["status"] == "completed"]
-    assert len(ran) == 6
+    assert len(ran) == 7
     assert all(s["attempts"] == 1 and s["started_at"] and s["finished_at"] for s in ran)
     assert {"customer_id", "subscriber_id", "billing_service_id"} <= detail["output"].keys()
     kinds = [e["kind"] for e in detail["events"]]
     assert kinds[0] == "workflow_created"
-    assert kinds.count("step_completed") == 6
+    assert kinds.count("step_completed") == 7
     assert kinds.count("step_skipped") == 1
     assert "password" not in detail["input"]
     assert body["password"] not in str(detail)

@@ -8,12 +8,18 @@ from sqlalchemy import update
 from orchestrator import faults
 from orchestrator.config import get_settings
 from orchestrator.db import transaction
-from orchestrator.definitions import PROVISION_SUBSCRIBER
 from orchestrator.integrations.radius import RadiusStore
 from orchestrator.models import Workflow
+from orchestrator.workflows.provision_subscriber import DEFINITION as PROVISION_SUBSCRIBER
 from tests.support.radius_client import authenticate
 from tests.support.requests import provision_body, submit, submit_lost, unique_cpe_serial
-from tests.support.workflows import events, our_rows, steps, wait_terminal
+from tests.support.workflows import (
+    assert_undone_in_reverse_dependency_order,
+    events,
+    our_rows,
+    steps,
+    wait_terminal,
+)
 
 STEP_NAMES = [step.name for step in PROVISION_SUBSCRIBER.steps]
 NO_RADIUS_ROWS = {"radcheck": 0, "radreply": 0, "radusergroup": 0}
@@ -28,9 +34,14 @@ def radius_rows(username: str) -> dict[str, int]:
 def test_permanent_failure_at_each_step_rolls_everything_back(
     failing_step, client, worker, plan, operator_key, radius_server
 ):
-    # Given a permanent failure waiting at one step, and a request that runs every step
+    # Given a permanent failure waiting at one step while its siblings (the other steps of its
+    # stage) are slow, so they are still in flight when it fails; a request that runs them all
     body = provision_body(plan.id, cpe_serial=unique_cpe_serial())
     faults.arm(failing_step, ["permanent"], username=body["username"])
+    stage = PROVISION_SUBSCRIBER.stage(failing_step)
+    siblings = [s for s in PROVISION_SUBSCRIBER.stages()[stage] if s != failing_step]
+    for sibling in siblings:
+        faults.arm(sibling, ["slow"], username=body["username"])
 
     # When the subscriber is provisioned
     workflow_id, _ = submit(client, operator_key, body)
@@ -42,15 +53,16 @@ def test_permanent_failure_at_each_step_rolls_everything_back(
     host, port = radius_server
     assert not authenticate(body["username"], body["password"], host=host, port=port).accepted
 
-    # And the failed step and every step before it were compensated, last first
-    index = STEP_NAMES.index(failing_step)
+    # And every step that started was undone, each only after its own attempt ended and after
+    # everything built on it was undone; the steps that never started were left alone
     rows = steps(workflow_id)
     assert rows[failing_step].error["message"] == "injected permanent failure"
-    expected = list(reversed(STEP_NAMES[: index + 1]))
-    compensated = [e.step_name for e in events(workflow_id, ["compensation_completed"])]
-    assert compensated == expected
-    assert all(rows[name].status.value == "compensated" for name in expected)
-    assert all(rows[name].status.value == "pending" for name in STEP_NAMES[index + 1 :])
+    undone = assert_undone_in_reverse_dependency_order(workflow_id)
+    started = {name for name, row in rows.items() if row.attempts > 0}
+    assert failing_step in started and set(siblings) <= started
+    assert set(undone) == started
+    assert all(rows[name].status.value == "compensated" for name in started)
+    assert all(rows[name].status.value == "pending" for name in set(STEP_NAMES) - started)
 
 
 def test_effect_without_bookkeeping_is_compensated(

@@ -1,23 +1,9 @@
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
-
 import pytest
 
-from orchestrator import faults
 from orchestrator.models import ServicePlan
 from tests.support.plans import create_plan
-from tests.support.simulator_process import SimulatorHandle
-
-
-@pytest.fixture
-def sim(simulators: SimulatorHandle) -> Iterator[SimulatorHandle]:
-    """The session's simulators, reset to their seed for this test."""
-    simulators.reset()
-    yield simulators
-    with contextlib.suppress(Exception):
-        faults.clear()
 
 
 @pytest.fixture(scope="session")

@@ -13,8 +13,8 @@ import pytest
 
 from orchestrator import faults
 from orchestrator.config import get_settings
-from orchestrator.definitions import PROVISION_SUBSCRIBER
 from orchestrator.integrations.radius import RadiusStore
+from orchestrator.workflows.provision_subscriber import DEFINITION as PROVISION_SUBSCRIBER
 from tests.support.radius_client import authenticate
 from tests.support.requests import provision_body, submit, unique_cpe_serial, unique_serial
 from tests.support.workflows import our_rows, steps, wait_terminal

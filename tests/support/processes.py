@@ -20,11 +20,11 @@ from celery import Celery
 ROOT = Path(__file__).resolve().parents[2]
 VAR = ROOT / "var" / "test"
 CELERY = str(Path(sys.executable).with_name("celery"))
-QUEUES = "saga,database,radius,netbox,access,genieacs"
+QUEUES = "saga,database,radius,netbox,access,genieacs,nas"
 
 
-def _env() -> dict[str, str]:
-    return {**os.environ, "PYTHONUNBUFFERED": "1"}
+def _env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    return {**os.environ, "PYTHONUNBUFFERED": "1", **(extra or {})}
 
 
 @dataclass
@@ -34,6 +34,8 @@ class WorkerProcess:
     concurrency: int = 4
     process: subprocess.Popen[bytes] | None = None
     hostname: str = field(default="")
+    #: Environment beyond the test process's own (a new deploy's settings, say).
+    env: dict[str, str] = field(default_factory=dict)
 
     def start(self, timeout: float = 60.0) -> None:
         self.hostname = f"test-{uuid.uuid4().hex[:8]}@localhost"
@@ -57,7 +59,7 @@ class WorkerProcess:
                 "--without-gossip",
             ],
             cwd=ROOT,
-            env=_env(),
+            env=_env(self.env),
             stdout=log,
             stderr=subprocess.STDOUT,
             # Its own process group, so a kill reaches the pool children too.

@@ -65,10 +65,7 @@ def submit(client: Any, key: str, body: dict[str, Any], **headers: str) -> tuple
 class LostMessages:
     """A dispatcher whose messages never reach the broker."""
 
-    def start(self, workflow_id: uuid.UUID) -> None:
-        pass
-
-    def compensate(self, workflow_id: uuid.UUID) -> None:
+    def publish(self, dispatch: Any) -> None:
         pass
 
     def sync_plan(self, plan_id: int) -> None:
@@ -78,4 +75,4 @@ class LostMessages:
 def submit_lost(tenant: str, body: dict[str, Any]) -> uuid.UUID:
     """Submit ``body`` as if the first message never reached the broker."""
     service = OrchestrationService(LostMessages())
-    return service.submit_provisioning(tenant, body).workflow.id
+    return service.submit("provision_subscriber", tenant, body).workflow.id

@@ -10,7 +10,6 @@ from sqlalchemy import func, select
 
 from orchestrator.db import transaction
 from orchestrator.models import (
-    TERMINAL_WORKFLOW_STATUSES,
     BillingService,
     Customer,
     Subscriber,
@@ -40,7 +39,7 @@ def workflow_status(workflow_id: uuid.UUID) -> WorkflowStatus:
 
 def wait_terminal(workflow_id: uuid.UUID, timeout: float = 60.0) -> WorkflowStatus:
     wait_until(
-        lambda: workflow_status(workflow_id) in TERMINAL_WORKFLOW_STATUSES,
+        lambda: workflow_status(workflow_id) in WorkflowStatus.terminal(),
         timeout,
         f"workflow {workflow_id} to finish",
     )
@@ -82,3 +81,38 @@ def our_rows(workflow_id: uuid.UUID) -> dict[str, int]:
                 select(func.count()).where(BillingService.workflow_id == workflow_id)
             ),
         }
+
+
+FORWARD_ENDS = ("step_completed", "step_failed", "step_settled_during_rollback")
+UNDO_ENDS = ("compensation_completed", "compensation_failed")
+
+
+def assert_undone_in_reverse_dependency_order(workflow_id: uuid.UUID) -> list[str]:
+    """Check, from the event log, that every undo started only after its own forward attempt
+    ended and after everything built on its step was undone. Returns the steps undone, in the
+    order their undo finished."""
+    from orchestrator.engine import definition_of
+    from orchestrator.engine.planning import all_dependents
+
+    with transaction() as session:
+        workflow = session.get(Workflow, workflow_id)
+        definition = definition_of(workflow)
+    log = events(workflow_id)
+    run = max(e.run for e in log)
+    log = [e for e in log if e.run == run]
+
+    def ids(step: str, kinds: Iterable[str]) -> list[int]:
+        return [e.id for e in log if e.step_name == step and e.kind in kinds]
+
+    undone = [e.step_name for e in log if e.kind in UNDO_ENDS]
+    for step in undone:
+        started = min(ids(step, ["compensation_started"]))
+        assert max(ids(step, FORWARD_ENDS), default=0) < started, (
+            f"{step} was undone while its forward attempt could still act"
+        )
+        for dependent in all_dependents(definition, step):
+            ended = ids(dependent, UNDO_ENDS)
+            assert not ended or max(ended) < started, (
+                f"{step} was undone before {dependent}, which is built on it"
+            )
+    return undone

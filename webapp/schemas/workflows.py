@@ -17,6 +17,8 @@ from marshmallow import (
     validates_schema,
 )
 
+from orchestrator.engine import definition_of
+from orchestrator.errors import DefinitionError
 from orchestrator.models import StepStatus, WorkflowStatus
 from webapp.schemas.base import (
     Email,
@@ -64,13 +66,22 @@ class CustomerSchema(RequestSchema):
     last_name = Text(required=True, validate=validate.Length(1, 100))
     email = Email(required=True)
     phone = fields.String(load_default=None, validate=validate.Regexp(PHONE))
+    address = Text(
+        load_default=None,
+        validate=validate.Length(1, 500),
+        metadata={"description": "where the customer lives; the default service address"},
+    )
 
 
 class ProvisionSubscriberSchema(RequestSchema):
     customer_id = fields.UUID(load_default=None)
     customer = fields.Nested(CustomerSchema, load_default=None)
     service_plan_id = int_field(required=True, minimum=1)
-    service_address = Text(required=True, validate=validate.Length(1, 500))
+    service_address = Text(
+        load_default=None,
+        validate=validate.Length(1, 500),
+        metadata={"description": "defaults to the customer's address"},
+    )
     username = fields.String(load_default=None, validate=validate.Regexp(USERNAME))
     password = fields.String(
         load_default=None,
@@ -84,8 +95,8 @@ class ProvisionSubscriberSchema(RequestSchema):
         load_default=None,
         metadata={
             "pattern": MAC,
-            "description": "a unicast MAC, recorded with the workflow as aa:bb:cc:dd:ee:ff; "
-            "the CPE itself is found by its serial",
+            "description": "the CPE's WAN MAC (any notation, stored as aa:bb:cc:dd:ee:ff): "
+            "without cpe_serial the CPE is found in GenieACS by it",
         },
     )
     static_ipv4 = fields.String(load_default=None, metadata={"format": "ipv4"})
@@ -146,6 +157,11 @@ class StepSchema(Schema):
     name = fields.String(required=True)
     system = fields.String(required=True)
     position = fields.Integer(required=True)
+    stage = fields.Integer(
+        allow_none=True,
+        metadata={"description": "depth in the dependency graph; a stage's steps run together"},
+    )
+    depends_on = fields.List(fields.String(), metadata={"description": "it runs after these"})
     status = fields.Enum(StepStatus, by_value=True, required=True)
     attempts = fields.Integer(required=True, metadata={"description": "in the current run"})
     compensation_attempts = fields.Integer(required=True)
@@ -176,7 +192,17 @@ class WorkflowSummarySchema(Schema):
     """A workflow without its steps: one item of the list."""
 
     id = fields.UUID(required=True)
+    workflow_id = fields.Function(
+        lambda workflow: str(workflow.id),
+        metadata={"type": "string", "format": "uuid", "description": "the same as id"},
+    )
     workflow_type = fields.String(required=True)
+    definition_version = fields.Integer(
+        required=True, metadata={"description": "it runs, retries and undoes with this version"}
+    )
+    subscriber_id = fields.UUID(
+        allow_none=True, metadata={"description": "the subscriber it acts on"}
+    )
     status = fields.Enum(WorkflowStatus, by_value=True, required=True)
     run = fields.Integer(required=True, metadata={"description": "1, plus one per retry"})
     submitted_by = fields.UUID(
@@ -197,20 +223,43 @@ class WorkflowSummarySchema(Schema):
         return _seconds(workflow.created_at, workflow.finished_at)
 
 
+class _Viewed:
+    """Reads as the wrapped object, plus the given attributes."""
+
+    def __init__(self, wrapped: Any, **extra: Any) -> None:
+        self._wrapped = wrapped
+        self.__dict__.update(extra)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._wrapped, name)
+
+
+def _with_graph(workflow: Any, events: list[Any] | None) -> _Viewed:
+    """The workflow with each step's place in its definition's graph (and its events)."""
+    try:
+        definition = definition_of(workflow)
+    except DefinitionError:  # a version this code no longer has: show the rows as they are
+        definition = None
+    steps = [
+        _Viewed(
+            step,
+            stage=definition.stage(step.name) if definition else None,
+            depends_on=list(definition.step(step.name).depends_on) if definition else [],
+        )
+        for step in workflow.steps
+    ]
+    return _Viewed(workflow, steps=steps, events=events)
+
+
 class WorkflowSchema(WorkflowSummarySchema):
     input = fields.Dict(required=True, metadata={"description": "the request, without secrets"})
     steps = fields.List(fields.Nested(StepSchema), required=True)
 
-
-class _WorkflowWithEvents:
-    """Reads as the workflow, plus its events (what the detail schema dumps)."""
-
-    def __init__(self, workflow: Any, events: list[Any]) -> None:
-        self._workflow = workflow
-        self.events = events
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._workflow, name)
+    @pre_dump
+    def _graph(self, obj: Any, **_: Any) -> _Viewed:
+        if hasattr(obj, "workflow"):  # a WorkflowDetail: the workflow and its events
+            return _with_graph(obj.workflow, obj.events)
+        return _with_graph(obj, None)
 
 
 class WorkflowDetailSchema(WorkflowSchema):
@@ -219,10 +268,6 @@ class WorkflowDetailSchema(WorkflowSchema):
         required=True,
         metadata={"description": "every transition of every run, oldest first"},
     )
-
-    @pre_dump
-    def _merge(self, detail: Any, **_: Any) -> _WorkflowWithEvents:
-        return _WorkflowWithEvents(detail.workflow, detail.events)
 
 
 class WorkflowQuerySchema(RequestSchema):

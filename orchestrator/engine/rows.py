@@ -1,0 +1,154 @@
+"""Row access: creating, locking and finding workflows, and the clocks they are judged by.
+
+Rows are locked ``FOR UPDATE`` in one order (workflow, then step), so two deliveries of the
+same message, or two sibling steps of one stage, serialise instead of racing.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, exists, func, select
+from sqlalchemy.orm import Session
+
+from orchestrator.definitions import WorkflowDefinition, registry
+from orchestrator.engine.events import EventKind, record_event
+from orchestrator.models import (
+    ResourceClaim,
+    StepStatus,
+    Workflow,
+    WorkflowStatus,
+    WorkflowStep,
+)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def db_now(session: Session) -> datetime:
+    """The database's time. Leases and staleness are stamped and judged by this one clock, so
+    workers on hosts whose clocks drift apart still agree on when a lease has run out."""
+    return session.scalars(select(func.clock_timestamp())).one()
+
+
+def definition_of(workflow: Workflow) -> WorkflowDefinition:
+    """The definition the workflow started on (not necessarily the latest)."""
+    return registry.get(workflow.workflow_type, workflow.definition_version)
+
+
+def new_workflow(
+    session: Session,
+    definition: WorkflowDefinition,
+    *,
+    tenant_id: str,
+    input_data: dict[str, Any],
+    sealed_secrets: bytes | None,
+    deadline: timedelta,
+    claims: Iterable[tuple[str, str]] = (),
+    subscriber_id: uuid.UUID | None = None,
+    idempotency_key: str | None = None,
+    request_hash: str | None = None,
+    api_key_id: uuid.UUID | None = None,
+) -> Workflow:
+    workflow = Workflow(
+        id=uuid.uuid4(),
+        tenant_id=tenant_id,
+        workflow_type=definition.name,
+        definition_version=definition.version,
+        status=WorkflowStatus.PENDING,
+        run=1,
+        subscriber_id=subscriber_id,
+        input=input_data,
+        context={},
+        output={},
+        secrets=sealed_secrets,
+        idempotency_key=idempotency_key,
+        request_hash=request_hash,
+        api_key_id=api_key_id,
+        deadline_at=utcnow() + deadline,
+    )
+    workflow.steps = [
+        WorkflowStep(
+            position=index,
+            name=step.name,
+            system=step.system,
+            status=StepStatus.PENDING,
+            attempts=0,
+            compensation_attempts=0,
+        )
+        for index, step in enumerate(definition.steps)
+    ]
+    session.add(workflow)
+    session.flush()
+    add_claims(session, workflow, claims)
+    record_event(
+        session, workflow, EventKind.WORKFLOW_CREATED, to_status=WorkflowStatus.PENDING.value
+    )
+    return workflow
+
+
+def add_claims(session: Session, workflow: Workflow, claims: Iterable[tuple[str, str]]) -> None:
+    """Hold unique resources (a username, a serial, a subscriber) for the workflow's life.
+
+    A second workflow claiming the same one fails at the flush with ``pk_resource_claims``.
+    """
+    session.add_all(
+        ResourceClaim(kind=kind, value=value, workflow_id=workflow.id) for kind, value in claims
+    )
+    session.flush()
+
+
+def release_claims(session: Session, workflow: Workflow) -> None:
+    session.execute(delete(ResourceClaim).where(ResourceClaim.workflow_id == workflow.id))
+
+
+def lock_workflow(session: Session, workflow_id: uuid.UUID) -> Workflow | None:
+    return session.scalar(
+        select(Workflow)
+        .where(Workflow.id == workflow_id)
+        .with_for_update()
+        # The row as it is now that we hold its lock, not as an earlier load saw it.
+        .execution_options(populate_existing=True)
+    )
+
+
+def lock_step(session: Session, workflow_id: uuid.UUID, name: str) -> WorkflowStep:
+    return session.scalars(
+        select(WorkflowStep)
+        .where(WorkflowStep.workflow_id == workflow_id, WorkflowStep.name == name)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).one()
+
+
+def step_rows(workflow: Workflow) -> dict[str, WorkflowStep]:
+    return {step.name: step for step in workflow.steps}
+
+
+def stalled_workflows(
+    session: Session, now: datetime, stall_seconds: float, limit: int = 100
+) -> list[Workflow]:
+    """Active workflows with no live lease and no transition for ``stall_seconds``.
+
+    SKIP LOCKED lets several sweepers (one per beat host) share the work without waiting.
+    """
+    live_lease = exists().where(
+        WorkflowStep.workflow_id == Workflow.id, WorkflowStep.lease_expires_at > now
+    )
+    return list(
+        session.scalars(
+            select(Workflow)
+            .where(
+                Workflow.status.in_(WorkflowStatus.active()),
+                Workflow.updated_at < now - timedelta(seconds=stall_seconds),
+                ~live_lease,
+            )
+            .order_by(Workflow.updated_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+    )

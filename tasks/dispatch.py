@@ -1,0 +1,61 @@
+"""The one place that turns the engine's decisions into Celery messages.
+
+Only ids travel: ``(workflow_id, step_name)``. Every publish happens after the transaction that
+decided it has committed; a publish that is lost (a crash in between) is found by the sweeper.
+Each forward step message carries the on-error link, a queued task (not an in-process
+errback), so a step that fails for good starts the rollback even if its worker then dies.
+"""
+
+from __future__ import annotations
+
+from celery import Celery, current_app
+from celery.canvas import Signature
+
+from orchestrator import engine
+
+ON_ERROR_TASK = "tasks.saga.on_step_failed"
+
+
+def _signatures(app: Celery, dispatch: engine.Dispatch) -> list[Signature]:
+    workflow_id = str(dispatch.workflow_id)
+    signatures = []
+    for direction, step_def in dispatch.messages():
+        soft, hard = step_def.time_limits()
+        signature = app.signature(
+            direction.task(step_def),
+            args=(workflow_id, step_def.name),
+            immutable=True,
+            soft_time_limit=soft,
+            time_limit=hard,
+        )
+        if direction is engine.FORWARD:
+            signature.on_error(app.signature(ON_ERROR_TASK, args=(workflow_id,), immutable=True))
+        signatures.append(signature)
+    return signatures
+
+
+def publish(dispatch: engine.Dispatch | None, app: Celery | None = None) -> None:
+    """Publish the messages the engine decided on (nothing if it decided on none)."""
+    if not dispatch:
+        return
+    # Side by side: each is an independent message (no Celery group or chord: those need a
+    # result backend, a second store of truth; the join is the engine's, under a row lock).
+    for signature in _signatures(app or current_app, dispatch):
+        signature.apply_async()
+
+
+class CeleryDispatcher:
+    """What the service layer publishes through (see orchestrator.service.Dispatcher)."""
+
+    def __init__(self, app: Celery | None = None) -> None:
+        if app is None:
+            from tasks.app import app as default_app  # the web process only publishes
+
+            app = default_app
+        self._app = app
+
+    def publish(self, dispatch: engine.Dispatch) -> None:
+        publish(dispatch, self._app)
+
+    def sync_plan(self, plan_id: int) -> None:
+        self._app.signature("tasks.radius.sync_plan_group", args=(plan_id,)).apply_async()
