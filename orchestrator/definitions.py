@@ -101,10 +101,7 @@ class WorkflowDefinition:
         object.__setattr__(
             self,
             "_dependents",
-            {
-                name: tuple(s.name for s in self.steps if name in s.depends_on)
-                for name in by_name
-            },
+            {name: tuple(s.name for s in self.steps if name in s.depends_on) for name in by_name},
         )
 
     def step(self, name: str) -> StepDefinition:

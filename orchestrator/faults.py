@@ -46,9 +46,7 @@ def _key(step_name: str, username: str | None, compensation: bool) -> str:
     return f"{KEY_PREFIX}{'compensate:' if compensation else ''}{step_name}:{username}"
 
 
-def arm(
-    step_name: str, modes: Iterable[str], *, username: str, compensation: bool = False
-) -> None:
+def arm(step_name: str, modes: Iterable[str], *, username: str, compensation: bool = False) -> None:
     """Queue faults for ``step_name`` of the workflow provisioning ``username`` (test side)."""
     allowed = COMPENSATION if compensation else MODES
     modes = list(modes)

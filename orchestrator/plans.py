@@ -29,6 +29,7 @@ FIELDS = (
     "s_tag",
     "c_tag",
     "tech_profile_id",
+    "suspended_radius_group",
 )
 
 # Unique constraints, by name, and the field each one is about.
@@ -117,7 +118,9 @@ def _in_use(session: Session, plan: ServicePlan) -> bool:
     by_workflow = exists().where(
         Workflow.tenant_id == plan.tenant_id,
         Workflow.status.in_(WorkflowStatus.active()),
-        Workflow.input["plan"]["id"].as_integer() == plan.id,
+        (Workflow.input["plan"]["id"].as_integer() == plan.id)
+        # a plan change in flight uses its target plan too
+        | (Workflow.input["new_plan"]["id"].as_integer() == plan.id),
     )
     return bool(session.scalar(select(by_subscriber | by_workflow)))
 

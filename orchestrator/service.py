@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session, raiseload
 from orchestrator import engine, statistics
 from orchestrator.config import get_settings
 from orchestrator.db import transaction
+from orchestrator.definitions import Recovery
 from orchestrator.errors import ConflictError, IdempotencyMismatch, InvalidTransition, NotFound
 from orchestrator.models import ResourceClaim, Workflow, WorkflowEvent, WorkflowStatus
 from orchestrator.vault import seal
@@ -140,12 +141,12 @@ class OrchestrationService:
                 if earlier is not None:
                     return Submission(earlier, created=False)
             if constraint == "pk_resource_claims":
-                raise ConflictError(self._claim_holder_message(exc)) from exc
+                raise ConflictError(self._claim_holder_message(tenant_id, exc)) from exc
             raise
         self._dispatcher.publish(dispatch)
         return Submission(workflow, created=True)
 
-    def _claim_holder_message(self, exc: IntegrityError) -> str:
+    def _claim_holder_message(self, tenant_id: str, exc: IntegrityError) -> str:
         """Which workflow holds the resource a submission collided on, for the 409."""
         detail = getattr(getattr(exc.orig, "diag", None), "message_detail", None) or ""
         match = re.search(r"\(kind, value\)=\(([^,]+), ([^)]+)\)", detail)
@@ -153,12 +154,23 @@ class OrchestrationService:
             return "another workflow for this subscriber is in progress"
         kind, value = match.groups()
         with self._unit_of_work() as session:
+            # Another tenant's workflow is not named (nor is its existence confirmed by an id).
             holder = session.scalar(
-                select(ResourceClaim.workflow_id).where(
-                    ResourceClaim.kind == kind, ResourceClaim.value == value
+                select(ResourceClaim.workflow_id)
+                .join(Workflow, Workflow.id == ResourceClaim.workflow_id)
+                .where(
+                    ResourceClaim.kind == kind,
+                    ResourceClaim.value == value,
+                    Workflow.tenant_id == tenant_id,
                 )
             )
-        what = {"username": "username", "onu_serial": "ONU serial", "subscriber": "subscriber"}
+        what = {
+            "username": "username",
+            "onu_serial": "ONU serial",
+            "cpe_serial": "CPE",
+            "cpe_mac": "CPE MAC",
+            "subscriber": "subscriber",
+        }
         return (
             f"{what.get(kind, kind)} {value} is held by workflow {holder}, still in progress"
             if holder
@@ -279,6 +291,12 @@ class OrchestrationService:
             workflow = self._locked(session, tenant_id, workflow_id)
             if workflow.status not in WorkflowStatus.forward():
                 raise InvalidTransition(f"a {workflow.status.value} workflow cannot be cancelled")
+            if engine.definition_of(workflow).recovery == Recovery.FORWARD:
+                # Half a deprovisioning cannot be put back: it can only be finished.
+                raise InvalidTransition(
+                    f"a {workflow.workflow_type} workflow cannot be cancelled (it removes, and "
+                    "what it removed is not put back); let it finish"
+                )
             engine.request_cancel(session, workflow, requested_by=requested_by)
         return workflow
 

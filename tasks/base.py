@@ -120,7 +120,7 @@ class SagaTask(Task):
             log.exception("%s of %s could not be claimed", step_name, workflow_id)
             with transaction() as session:
                 outcome = engine.fail_unclaimable(
-                    session, self.direction, workflow_id, step_name, exc
+                    session, self.direction, workflow_id, step_name, exc, holder_is_gone
                 )
         if outcome.aside:
             log.info("%s of %s steps aside: %s", step_name, workflow_id, outcome.aside)

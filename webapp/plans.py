@@ -25,6 +25,7 @@ blueprint = Blueprint(
     description="Service plans: speeds, RADIUS group, IP prefix, VLANs, tech profile.",
 )
 
+
 def _plans() -> PlanService:
     return current_app.extensions["plan_service"]
 

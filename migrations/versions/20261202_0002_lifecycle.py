@@ -21,6 +21,34 @@ SUBSCRIBER_STATUSES = ("pending", "active", "suspended", "terminated")
 BILLING_STATUSES = ("active", "ended")
 
 
+BACKFILL_RESOURCES = """
+UPDATE subscribers s SET resources = jsonb_strip_nulls(jsonb_build_object(
+  'radius', jsonb_build_object('username', s.username, 'group', p.radius_group),
+  'ipv4', jsonb_build_object('address', s.ipv4_address),
+  'netbox', (SELECT jsonb_build_object('key', s.workflow_id::text || ':' || 'allocate_ip',
+                                       'ip_id', st.output->'ip_id',
+                                       'address', st.output->'address')
+             FROM workflow_steps st WHERE st.workflow_id = s.workflow_id
+               AND st.name = 'allocate_ip' AND st.status = 'completed'),
+  'onos', (SELECT st.compensation FROM workflow_steps st WHERE st.workflow_id = s.workflow_id
+             AND st.name = 'activate_onu' AND st.status = 'completed'),
+  'onu', CASE WHEN s.onu_serial IS NOT NULL THEN jsonb_build_object(
+           'serial', s.onu_serial,
+           'device_id', (SELECT st.output->'onu_device_id' FROM workflow_steps st
+                         WHERE st.workflow_id = s.workflow_id AND st.name = 'activate_onu'),
+           'disabled', false) END,
+  'cpe', (SELECT jsonb_build_object('serial', s.cpe_serial,
+                                    'device_id', st.output->'device_id',
+                                    'tag', 'subscriber-' || s.id::text,
+                                    'unique_key', s.workflow_id::text || ':' || 'configure_cpe')
+          FROM workflow_steps st WHERE st.workflow_id = s.workflow_id
+            AND st.name = 'configure_cpe' AND st.status = 'completed')
+))
+FROM service_plans p
+WHERE p.id = s.service_plan_id AND s.status IN ('active', 'suspended')
+"""
+
+
 def _in(column: str, values: tuple[str, ...]) -> str:
     return f"{column} IN ({', '.join(repr(v) for v in values)})"
 
@@ -56,6 +84,9 @@ def upgrade() -> None:
         ),
     )
     op.alter_column("subscribers", "resources", server_default=None)
+    # Subscribers provisioned before: where they live, from their provisioning's step records,
+    # so lifecycle workflows (a deprovisioning above all) find what to act on.
+    op.execute(BACKFILL_RESOURCES)
     op.drop_constraint("uq_subscribers_username", "subscribers", type_="unique")
     op.drop_constraint("uq_subscribers_onu_serial", "subscribers", type_="unique")
     op.create_index(

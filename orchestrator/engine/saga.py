@@ -28,7 +28,7 @@ from orchestrator.engine import planning, transitions
 from orchestrator.engine.delivery import BACKWARD, FORWARD, Claim, Direction
 from orchestrator.engine.events import EventKind, record_event
 from orchestrator.engine.failures import backoff, classify
-from orchestrator.engine.leases import HolderGone, Lease, lease_is_live
+from orchestrator.engine.leases import HolderGone, Lease, in_flight, lease_is_live
 from orchestrator.engine.rows import (
     db_now,
     definition_of,
@@ -151,7 +151,12 @@ def claim(
     lease = Lease(owner=owner, seconds=step_def.lease_seconds())
     decision, reason = direction.decide(workflow, definition, step, lease, now, holder_gone)
     if decision == Claim.NOTHING:
-        return ClaimOutcome()
+        # Settled already. The copy that settled it may have died between its commit and its
+        # publish (this may be that message, redelivered): what follows is published again;
+        # copies of it step aside at their leases.
+        return ClaimOutcome(
+            dispatch=_after_settled(session, workflow, definition, step, now, holder_gone)
+        )
     if decision == Claim.STEP_ASIDE:
         # Visible in the timeline: operators see redeliveries and sweeper re-drives meet.
         record_event(session, workflow, EventKind.DELIVERY_STEPPED_ASIDE, step=step, message=reason)
@@ -201,8 +206,35 @@ def claim(
     )
 
 
+def _after_settled(
+    session: Session,
+    workflow: Workflow,
+    definition: WorkflowDefinition,
+    step: WorkflowStep,
+    now: datetime,
+    holder_gone: HolderGone,
+) -> Dispatch:
+    if workflow.status in WorkflowStatus.forward():
+        return _dispatch(
+            workflow, definition, forward=planning.unblocked_by(workflow, definition, step.name)
+        )
+    if workflow.status == WorkflowStatus.ROLLING_BACK:
+        candidates = list(definition.step(step.name).depends_on)
+        return _dispatch(
+            workflow,
+            definition,
+            backward=planning.undoable(workflow, definition, now, holder_gone, candidates),
+        )
+    return _dispatch(workflow, definition)
+
+
 def fail_unclaimable(
-    session: Session, direction: Direction, workflow_id: uuid.UUID, step_name: str, exc: Exception
+    session: Session,
+    direction: Direction,
+    workflow_id: uuid.UUID,
+    step_name: str,
+    exc: Exception,
+    holder_gone: HolderGone,
 ) -> ClaimOutcome:
     """A defect or a bad deploy met while claiming (secrets that do not open, a definition
     version this code does not have): recorded on the step, so the workflow settles, not loops."""
@@ -211,6 +243,11 @@ def fail_unclaimable(
     if workflow is None or workflow.status not in direction.workflow_statuses:
         return ClaimOutcome()
     step = lock_step(session, workflow_id, step_name)
+    if in_flight(step, db_now(session), holder_gone):
+        # Another copy holds the step and may be acting: it settles the step, not this one.
+        return ClaimOutcome(aside=f"leased by {step.lease_owner}")
+    if direction is BACKWARD and step.status in StepStatus.undone():
+        return ClaimOutcome()
     if direction is FORWARD:
         if step.status in (StepStatus.PENDING, StepStatus.RUNNING):
             transitions.fail_step(session, workflow, step, error)
@@ -318,6 +355,11 @@ def _forward_progress(
         # A step boundary: the cancel is honoured here rather than at the next claim.
         record_event(session, workflow, EventKind.CANCEL_HONOURED)
         return _rollback(session, workflow, definition, CANCELLED_REASON, now, holder_gone)
+    reason = failure_reason(workflow)
+    if reason is not None:
+        # A sibling failed for good and its on-error link is on its way: start nothing new
+        # (the link, when it comes, finds the rollback begun).
+        return _rollback(session, workflow, definition, reason, now, holder_gone)
     if planning.all_done(workflow):
         transitions.complete_workflow(session, workflow)
         return _dispatch(workflow, definition)

@@ -332,6 +332,7 @@ def resume_forward(session: Session, workflow: Workflow, deadline_seconds: float
             step.attempts = 0
             step.error = None
     workflow.error = None
+    workflow.cancel_requested_at = None
     workflow.deadline_at = utcnow() + timedelta(seconds=deadline_seconds)
     set_workflow_status(
         session, workflow, WorkflowStatus.RUNNING, message="retry: carry on forward"

@@ -123,8 +123,9 @@ class CreateSubscriber(Step):
         if subscriber is None:
             data = ctx.data
             subscriber = Subscriber(
-                # Chosen at submission, so steps running beside this one can name it.
-                id=uuid.UUID(data["subscriber_id"]),
+                # Chosen at submission, so steps running beside this one can name it (workflows
+                # of provision_subscriber v1 did not choose one: a new id then).
+                id=uuid.UUID(data["subscriber_id"]) if data.get("subscriber_id") else uuid.uuid4(),
                 tenant_id=ctx.tenant_id,
                 customer_id=uuid.UUID(data["customer_id"]),
                 service_plan_id=data["plan"]["id"],

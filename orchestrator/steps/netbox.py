@@ -14,6 +14,7 @@ from typing import Any
 from orchestrator.config import get_settings
 from orchestrator.errors import PermanentError
 from orchestrator.integrations.netbox import NetBoxClient
+from orchestrator.integrations.radius import RadiusStore
 from orchestrator.step import Step, StepContext, StepResult
 
 
@@ -56,6 +57,24 @@ class AllocateIp(Step):
     def compensate(self, ctx: StepContext) -> None:
         # By key, not by the recorded id: it also finds an address whose attempt never reported.
         self.netbox.release_by_key(ctx.idempotency_key)
+
+
+class AllocateIpAndFramedIp(AllocateIp):
+    """Version 1 of provision_subscriber's address step, which also wrote the address into
+    RADIUS (since v2 that is assign_framed_ip's). Kept for workflows started on v1."""
+
+    @cached_property
+    def radius(self) -> RadiusStore:
+        return RadiusStore.from_settings(get_settings())
+
+    def execute(self, ctx: StepContext) -> StepResult:
+        result = super().execute(ctx)
+        self.radius.set_framed_ip(
+            username=ctx.data["username"],
+            framed_ip=result.context["ipv4_address"],
+            owner=str(ctx.workflow_id),
+        )
+        return result
 
 
 class ReleaseSubscriberIp(Step):

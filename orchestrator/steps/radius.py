@@ -110,6 +110,8 @@ class MoveRadiusGroup(Step):
 
     def compensate(self, ctx: StepContext) -> None:
         intent = ctx.intent
+        if self.store.owner_of(intent["username"]) != intent["owner"]:
+            return  # no account of ours: the move cannot have happened to it
         self.store.set_group(
             username=intent["username"], group=intent["from"], owner=intent["owner"]
         )

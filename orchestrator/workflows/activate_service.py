@@ -4,8 +4,12 @@ The RADIUS account returns to the plan's group, a session in the suspended profi
 garden) is disconnected so it logs in again with the plan, and an ONU the suspension disabled
 is enabled again::
 
-    move_to_plan_group ──▶ disconnect_sessions ──┐
-    enable_onu ──────────────────────────────────┴──▶ mark_active
+    move_to_plan_group ──┐
+    enable_onu ──────────┴──▶ mark_active ──▶ disconnect_sessions
+
+The disconnect comes last, once everything else has committed: it cannot be undone (a session
+ended stays ended), so nothing that could still fail and roll back may follow it (a rollback
+after it would leave a session logged in with the profile that was just taken back).
 """
 
 from __future__ import annotations
@@ -34,8 +38,8 @@ DEFINITION = registry.register(
         steps=(
             move_radius_group("move_to_plan_group"),
             enable_onu("enable_onu"),
-            disconnect_sessions("disconnect_sessions", depends_on=("move_to_plan_group",)),
-            set_subscriber_status("mark_active", depends_on=("disconnect_sessions", "enable_onu")),
+            set_subscriber_status("mark_active", depends_on=("move_to_plan_group", "enable_onu")),
+            disconnect_sessions("disconnect_sessions", depends_on=("mark_active",)),
         ),
     )
 )

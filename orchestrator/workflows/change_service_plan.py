@@ -4,8 +4,12 @@ The RADIUS account moves to the new plan's group (its rate), the ONOS service is
 when the new plan's tags or tech profile differ, the live session is disconnected so the new
 rate applies now, and billing follows. On failure everything returns to the old plan::
 
-    move_to_new_plan_group ──▶ disconnect_sessions ──┐
-    reprogram_onu ───────────────────────────────────┴──▶ change_billing_plan
+    move_to_new_plan_group ──┐
+    reprogram_onu ───────────┴──▶ change_billing_plan ──▶ disconnect_sessions
+
+The disconnect comes last, once everything else has committed: it cannot be undone (a session
+ended stays ended), so nothing that could still fail and roll back may follow it (a rollback
+after it would leave a session logged in with the profile that was just taken back).
 """
 
 from __future__ import annotations
@@ -38,15 +42,15 @@ DEFINITION = registry.register(
                 # ONOS programs asynchronously: removal and activation are both confirmed.
                 timeout=60,
             ),
-            disconnect_sessions("disconnect_sessions", depends_on=("move_to_new_plan_group",)),
             StepDefinition(
                 name="change_billing_plan",
                 system="database",
                 task="tasks.database.change_billing_plan",
                 compensation="tasks.database.restore_billing_plan",
-                depends_on=("disconnect_sessions", "reprogram_onu"),
+                depends_on=("move_to_new_plan_group", "reprogram_onu"),
                 timeout=15,
             ),
+            disconnect_sessions("disconnect_sessions", depends_on=("change_billing_plan",)),
         ),
     )
 )

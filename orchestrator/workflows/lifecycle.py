@@ -11,10 +11,12 @@ import uuid
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from orchestrator import subscribers
-from orchestrator.models import SubscriberStatus
+from orchestrator.errors import ConflictError
+from orchestrator.models import Subscriber, SubscriberStatus, Workflow
 from orchestrator.workflows.base import Claims, Prepared, WorkflowType
 
 
@@ -46,3 +48,23 @@ class LifecycleWorkflow(WorkflowType):
 
     def claims(self, input_data: Mapping[str, Any]) -> Claims:
         return subscribers.lifecycle_claims(input_data)
+
+    def check_retry(self, session: Session, workflow: Workflow) -> None:
+        """A new run acts (and would undo) on the subscriber as it was at submission: refused
+        once anything about it has changed since (another workflow ran); submit anew then."""
+        base = workflow.input
+        subscriber = session.scalar(
+            select(Subscriber)
+            .where(Subscriber.id == uuid.UUID(base["subscriber_id"]))
+            .with_for_update()
+        )
+        if (
+            subscriber is None
+            or subscriber.status.value != base["subscriber_status"]
+            or subscriber.service_plan_id != base["plan"]["id"]
+            or (subscriber.resources or {}) != (base["resources"] or {})
+        ):
+            raise ConflictError(
+                "the subscriber has changed since this workflow was submitted; submit a new "
+                f"{self.name} instead of retrying this one"
+            )

@@ -22,6 +22,7 @@ from __future__ import annotations
 import secrets
 import uuid
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import select
@@ -36,12 +37,23 @@ from orchestrator.workflows.base import Claims, Prepared, WorkflowType
 NAME = "provision_subscriber"
 
 STEPS = (
+    # Roots first, slowest first: their messages are published (and picked up) in this order,
+    # so the critical path (ONOS) starts before the quick steps queue in front of it.
     StepDefinition(
-        name="create_customer",
-        system="database",
-        task="tasks.database.create_customer",
-        compensation="tasks.database.delete_customer",
-        timeout=15,
+        name="activate_onu",
+        system="access",
+        task="tasks.access.activate_onu",
+        compensation="tasks.access.deactivate_onu",
+        # ONOS only queues the request; confirmation polls programmed-subscribers.
+        timeout=60,
+    ),
+    StepDefinition(
+        name="configure_cpe",
+        system="genieacs",
+        task="tasks.genieacs.configure_cpe",
+        compensation="tasks.genieacs.unconfigure_cpe",
+        # A connection request makes GenieACS wait for the CPE's session.
+        timeout=60,
     ),
     StepDefinition(
         name="create_radius_account",
@@ -58,20 +70,11 @@ STEPS = (
         timeout=30,
     ),
     StepDefinition(
-        name="activate_onu",
-        system="access",
-        task="tasks.access.activate_onu",
-        compensation="tasks.access.deactivate_onu",
-        # ONOS only queues the request; confirmation polls programmed-subscribers.
-        timeout=60,
-    ),
-    StepDefinition(
-        name="configure_cpe",
-        system="genieacs",
-        task="tasks.genieacs.configure_cpe",
-        compensation="tasks.genieacs.unconfigure_cpe",
-        # A connection request makes GenieACS wait for the CPE's session.
-        timeout=60,
+        name="create_customer",
+        system="database",
+        task="tasks.database.create_customer",
+        compensation="tasks.database.delete_customer",
+        timeout=15,
     ),
     StepDefinition(
         name="create_subscriber",
@@ -99,7 +102,23 @@ STEPS = (
     ),
 )
 
-DEFINITION = registry.register(WorkflowDefinition(name=NAME, version=1, steps=STEPS))
+#: Version 1, the sequential chain that ran before the graph: kept while workflows started on
+#: it may still run, retry or roll back (its address step also wrote RADIUS's framed address).
+V1_STEPS = (
+    replace(STEPS[4]),  # create_customer
+    replace(STEPS[5], depends_on=("create_customer",)),  # create_subscriber
+    replace(STEPS[2], depends_on=("create_subscriber",)),  # create_radius_account
+    replace(
+        STEPS[3],
+        task="tasks.netbox.allocate_ip_and_framed_ip",
+        depends_on=("create_radius_account",),
+    ),
+    replace(STEPS[0], depends_on=("create_subscriber",)),  # activate_onu
+    replace(STEPS[1], depends_on=("create_subscriber",)),  # configure_cpe
+    replace(STEPS[7], depends_on=("allocate_ip", "activate_onu", "configure_cpe")),
+)
+registry.register(WorkflowDefinition(name=NAME, version=1, steps=V1_STEPS))
+DEFINITION = registry.register(WorkflowDefinition(name=NAME, version=2, steps=STEPS))
 
 
 def generate_password() -> str:
@@ -121,13 +140,7 @@ class ProvisionSubscriber(WorkflowType):
         customer = self._customer(session, tenant_id, request.get("customer_id"))
         username = request.get("username") or derive_username()
         onu_serial = request.get("onu_serial")
-        live = Subscriber.status != SubscriberStatus.TERMINATED
-        if session.scalar(select(Subscriber.id).where(Subscriber.username == username, live)):
-            raise ConflictError(f"username {username!r} is already provisioned")
-        if onu_serial and session.scalar(
-            select(Subscriber.id).where(Subscriber.onu_serial == onu_serial, live)
-        ):
-            raise ConflictError(f"ONU {onu_serial} already serves a subscriber")
+        self._check_free(session, username, onu_serial, request.get("cpe_serial"))
         service_address = (
             request.get("service_address")
             or (customer.address if customer else None)
@@ -159,6 +172,24 @@ class ProvisionSubscriber(WorkflowType):
         )
 
     @staticmethod
+    def _check_free(
+        session: Session, username: str, onu_serial: str | None, cpe_serial: str | None
+    ) -> None:
+        """No live subscriber holds the username, the ONU or the CPE (a terminated one does
+        not: its row stays for history)."""
+        live = Subscriber.status != SubscriberStatus.TERMINATED
+        if session.scalar(select(Subscriber.id).where(Subscriber.username == username, live)):
+            raise ConflictError(f"username {username!r} is already provisioned")
+        if onu_serial and session.scalar(
+            select(Subscriber.id).where(Subscriber.onu_serial == onu_serial, live)
+        ):
+            raise ConflictError(f"ONU {onu_serial} already serves a subscriber")
+        if cpe_serial and session.scalar(
+            select(Subscriber.id).where(Subscriber.cpe_serial == cpe_serial, live)
+        ):
+            raise ConflictError(f"CPE {cpe_serial} already serves a subscriber")
+
+    @staticmethod
     def _customer(session: Session, tenant_id: str, customer_id: Any) -> Customer | None:
         if customer_id is None:
             return None
@@ -175,6 +206,11 @@ class ProvisionSubscriber(WorkflowType):
         claims = [("username", input_data["username"]), ("subscriber", input_data["subscriber_id"])]
         if input_data.get("onu_serial"):
             claims.append(("onu_serial", input_data["onu_serial"]))
+        # Two provisionings pushing credentials to one CPE would overwrite each other.
+        if input_data.get("cpe_serial"):
+            claims.append(("cpe_serial", input_data["cpe_serial"]))
+        elif input_data.get("cpe_mac"):
+            claims.append(("cpe_mac", input_data["cpe_mac"]))
         return tuple(claims)
 
     def check_retry(self, session: Session, workflow: Workflow) -> None:
@@ -187,6 +223,10 @@ class ProvisionSubscriber(WorkflowType):
         )
         if found is None:
             raise ConflictError(f"service plan {plan_id} of this workflow no longer exists")
+        # Another provisioning may have taken the username, ONU or CPE since: a new run would
+        # then adopt (and its rollback remove) what belongs to that subscriber.
+        data = workflow.input
+        self._check_free(session, data["username"], data.get("onu_serial"), data.get("cpe_serial"))
 
 
 WORKFLOW = ProvisionSubscriber()

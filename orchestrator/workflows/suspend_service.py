@@ -4,8 +4,12 @@ The RADIUS account moves to the plan's suspended profile (by default a group Fre
 rejects), then the live session is disconnected so the profile applies at once; optionally the
 ONU is disabled in VOLTHA too. On failure everything returns to where it was::
 
-    move_to_suspended_group ──▶ disconnect_sessions ──┐
-    disable_onu ──────────────────────────────────────┴──▶ mark_suspended
+    move_to_suspended_group ──┐
+    disable_onu ──────────────┴──▶ mark_suspended ──▶ disconnect_sessions
+
+The disconnect comes last, once everything else has committed: it cannot be undone (a session
+ended stays ended), so nothing that could still fail and roll back may follow it (a rollback
+after it would leave a session logged in with the profile that was just taken back).
 """
 
 from __future__ import annotations
@@ -35,10 +39,10 @@ DEFINITION = registry.register(
         steps=(
             move_radius_group("move_to_suspended_group"),
             disable_onu("disable_onu"),
-            disconnect_sessions("disconnect_sessions", depends_on=("move_to_suspended_group",)),
             set_subscriber_status(
-                "mark_suspended", depends_on=("disconnect_sessions", "disable_onu")
+                "mark_suspended", depends_on=("move_to_suspended_group", "disable_onu")
             ),
+            disconnect_sessions("disconnect_sessions", depends_on=("mark_suspended",)),
         ),
     )
 )

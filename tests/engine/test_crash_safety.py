@@ -120,8 +120,10 @@ def test_worker_killed_inside_a_parallel_stage_recovers_without_a_person(
     faults.arm("activate_onu", ["hang"], username=body["username"])
     workflow_id, _ = submit(client, operator_key, body)
     wait_until(
-        lambda: step_running(workflow_id, "activate_onu")
-        and steps(workflow_id)["assign_framed_ip"].status.value == "completed",
+        lambda: (
+            step_running(workflow_id, "activate_onu")
+            and steps(workflow_id)["assign_framed_ip"].status.value == "completed"
+        ),
         30,
         "the siblings to finish around the hanging step",
     )
@@ -150,8 +152,10 @@ def test_worker_killed_while_a_sibling_rolls_back_leaves_nothing(
     faults.arm("allocate_ip", ["permanent"], username=body["username"])
     workflow_id, _ = submit(client, operator_key, body)
     wait_until(
-        lambda: step_running(workflow_id, "activate_onu")
-        and steps(workflow_id)["allocate_ip"].status.value == "compensated",
+        lambda: (
+            step_running(workflow_id, "activate_onu")
+            and steps(workflow_id)["allocate_ip"].status.value == "compensated"
+        ),
         30,
         "the rollback to wait for the sibling in flight",
     )

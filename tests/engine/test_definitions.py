@@ -86,11 +86,11 @@ def test_every_task_the_real_definitions_name_is_registered(celery_app):
     registry.verify_tasks(lambda name: name in celery_app.tasks)
     assert PROVISION_SUBSCRIBER.stages() == [
         (
-            "create_customer",
-            "create_radius_account",
-            "allocate_ip",
             "activate_onu",
             "configure_cpe",
+            "create_radius_account",
+            "allocate_ip",
+            "create_customer",
         ),
         ("create_subscriber", "assign_framed_ip"),
         ("create_billing_service",),

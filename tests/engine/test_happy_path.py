@@ -59,11 +59,11 @@ def test_workflow_detail_shows_steps_and_events(client, worker, plan, operator_k
 
     assert detail["status"] == "completed"
     assert [(s["name"], s["stage"]) for s in detail["steps"]] == [
-        ("create_customer", 0),
-        ("create_radius_account", 0),
-        ("allocate_ip", 0),
         ("activate_onu", 0),
         ("configure_cpe", 0),
+        ("create_radius_account", 0),
+        ("allocate_ip", 0),
+        ("create_customer", 0),
         ("create_subscriber", 1),
         ("assign_framed_ip", 1),
         ("create_billing_service", 2),

@@ -81,7 +81,11 @@ def test_a_skipped_step_counts_as_done():
 def test_undo_waits_for_everything_built_on_a_step():
     # a, b and c completed; d failed after acting; e completed
     wf = workflow(
-        WorkflowStatus.ROLLING_BACK, a=S.COMPLETED, b=S.COMPLETED, c=S.COMPLETED, d=S.FAILED,
+        WorkflowStatus.ROLLING_BACK,
+        a=S.COMPLETED,
+        b=S.COMPLETED,
+        c=S.COMPLETED,
+        d=S.FAILED,
         e=S.COMPLETED,
     )
     assert planning.undoable(wf, DEFINITION, NOW, never_gone) == ["d", "e"]

@@ -4,16 +4,21 @@ retries and compensates with the version it started on; new submissions take the
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 
 import pytest
 
-from orchestrator import faults
+from orchestrator import engine, faults
 from orchestrator.db import transaction
+from orchestrator.definitions import registry
 from orchestrator.models import Workflow, WorkflowStatus
 from orchestrator.service import OrchestrationService
-from tasks.dispatch import CeleryDispatcher
+from orchestrator.vault import seal
+from orchestrator.workflows import workflow_types
+from tasks.dispatch import CeleryDispatcher, publish
 from tests.support import versioned_workflow
 from tests.support.processes import VAR, WorkerProcess
+from tests.support.radius_client import authenticate
 from tests.support.requests import provision_body
 from tests.support.workflows import (
     step_running,
@@ -94,3 +99,34 @@ def test_v1_workflows_finish_on_v1_while_new_ones_run_v2(
     finally:
         new_worker.stop()
         worker.start()
+
+
+def test_a_provisioning_started_on_the_old_chain_still_completes_on_it(
+    worker, celery_app, tenant, plan, radius_server
+):
+    # Given a provisioning written by the code before the graph (definition version 1)
+    body = provision_body(plan.id)
+    kind = workflow_types.get("provision_subscriber")
+    with transaction() as session:
+        prepared = kind.prepare(session, tenant, body)
+        old_input = {k: v for k, v in prepared.input.items() if k != "subscriber_id"}
+        workflow = engine.new_workflow(
+            session,
+            registry.get("provision_subscriber", 1),
+            tenant_id=tenant,
+            input_data=old_input,
+            sealed_secrets=seal(prepared.secrets),
+            deadline=timedelta(minutes=5),
+            claims=kind.claims(prepared.input),
+        )
+        dispatch = engine.start(workflow)
+    publish(dispatch, celery_app)
+
+    # Then it runs its own seven steps, one after another, and RADIUS gets the address
+    assert wait_terminal(workflow.id).value == "completed"
+    assert set(steps(workflow.id)) == {
+        s.name for s in registry.get("provision_subscriber", 1).steps
+    }
+    host, port = radius_server
+    reply = authenticate(body["username"], body["password"], host=host, port=port)
+    assert reply.accepted and reply.first("Framed-IP-Address")

@@ -63,6 +63,15 @@ class PlanCreateSchema(RequestSchema):
     s_tag = _vlan(load_default=None, allow_none=True)
     c_tag = _vlan(load_default=None, allow_none=True)
     tech_profile_id = int_field(load_default=None, allow_none=True)
+    suspended_radius_group = fields.String(
+        load_default=None,
+        allow_none=True,
+        validate=validate.Regexp(RADIUS_GROUP),
+        metadata={
+            "description": "RADIUS group of its suspended subscribers (a walled garden, "
+            "configured in FreeRADIUS by the operator); none: they are rejected"
+        },
+    )
 
 
 class PlanUpdateSchema(RequestSchema):
@@ -76,6 +85,7 @@ class PlanUpdateSchema(RequestSchema):
     s_tag = _vlan(allow_none=True)
     c_tag = _vlan(allow_none=True)
     tech_profile_id = int_field(allow_none=True)
+    suspended_radius_group = fields.String(allow_none=True, validate=validate.Regexp(RADIUS_GROUP))
 
 
 class PlanSchema(Schema):
@@ -88,6 +98,7 @@ class PlanSchema(Schema):
     s_tag = fields.Integer(allow_none=True)
     c_tag = fields.Integer(allow_none=True)
     tech_profile_id = fields.Integer(allow_none=True)
+    suspended_radius_group = fields.String(allow_none=True)
     created_at = fields.DateTime(required=True)
 
 
