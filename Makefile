@@ -35,10 +35,13 @@ run: prepare
 	@echo
 	@echo "API       http://127.0.0.1:8000/api/v1/orchestration/  (health: /healthz)"
 	@echo "Flower    http://127.0.0.1:5555/"
+	@echo "Metrics   http://127.0.0.1:8000/metrics  (Prometheus; alerts in deploy/prometheus/)"
 	@echo "RADIUS    127.0.0.1:1812 (secret testing123), log var/freeradius/log/radius.log"
 	@echo "API key   set -a; . ./.env; set +a; $(BIN)/orchestrator api-key create --tenant demo --role operator | tail -n 1"
 	@echo
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start -f Procfile
+	@rm -rf var/metrics && mkdir -p var/metrics
+	PATH="$(CURDIR)/$(BIN):$$PATH" PROMETHEUS_MULTIPROC_DIR="$(CURDIR)/var/metrics" \
+		$(BIN)/honcho start -f Procfile
 
 test: $(STAMP) services
 	scripts/freeradius.sh install

@@ -80,8 +80,11 @@ class Settings:
         default_factory=lambda: _env_bool("ORCHESTRATOR_FAULT_INJECTION", False)
     )
     # How often the sweeper looks for workflows left behind, and when it calls one stalled.
-    sweep_interval: float = field(default_factory=lambda: _env_float("SWEEP_INTERVAL", 30.0))
-    stall_seconds: float = field(default_factory=lambda: _env_float("STALL_SECONDS", 600.0))
+    # A workflow is lost when no lease is live, no retry is due and nothing happened for
+    # STALL_SECONDS (how long a published message may wait to be picked up): a step whose
+    # worker died is re-driven within its lease + STALL_SECONDS + SWEEP_INTERVAL.
+    sweep_interval: float = field(default_factory=lambda: _env_float("SWEEP_INTERVAL", 10.0))
+    stall_seconds: float = field(default_factory=lambda: _env_float("STALL_SECONDS", 30.0))
     # Upper bound on every step's per-attempt timeout (lets tests use short leases).
     step_timeout_cap: float = field(default_factory=lambda: _env_float("STEP_TIMEOUT_CAP", 3600.0))
     # Base delay of step retries (exponential backoff with full jitter from here).

@@ -20,6 +20,9 @@ DEMO_PLAN = {
     "s_tag": 100,
     "c_tag": 200,
     "tech_profile_id": 64,
+    # dual-stack: a /56 per subscriber from this pool (the simulators' --demo seed has it)
+    "ipv6_delegation_pool": "2001:db8:100::/40",
+    "ipv6_delegated_length": 56,
 }
 
 #: A faster plan on other tags and another tech profile: a plan change re-programs ONOS.
@@ -32,6 +35,9 @@ DEMO_FASTER_PLAN = {
     "s_tag": 110,
     "c_tag": 210,
     "tech_profile_id": 65,
+    # another pool: a change to this plan moves the subscriber's prefix
+    "ipv6_delegation_pool": "2001:db8:200::/40",
+    "ipv6_delegated_length": 56,
 }
 #: A known customer with an address, for the four-field request of the original design.
 DEMO_CUSTOMER_ID = uuid.UUID("00000000-0000-4000-8000-00000000c001")
@@ -52,6 +58,11 @@ def _plan(session: Session, values: dict[str, object]) -> ServicePlan:
     if plan is None:
         plan = ServicePlan(tenant_id=DEMO_TENANT, **values)
         session.add(plan)
+        session.flush()
+    elif plan.ipv6_delegation_pool is None:
+        # seeded before plans had IPv6: the demo becomes dual-stack (nothing else is changed)
+        plan.ipv6_delegation_pool = str(values["ipv6_delegation_pool"])
+        plan.ipv6_delegated_length = int(str(values["ipv6_delegated_length"]))
         session.flush()
     return plan
 

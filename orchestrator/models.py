@@ -170,6 +170,11 @@ class ServicePlan(Base):
     tech_profile_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     # The RADIUS group a suspended subscriber is moved to; None: the built-in reject group.
     suspended_radius_group: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # IPv6 (all None: an IPv4-only plan): the NetBox prefix each subscriber's delegated prefix
+    # (ipv6_delegated_length long) comes from, and the one its WAN /64 comes from, if any.
+    ipv6_delegation_pool: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    ipv6_delegated_length: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    ipv6_wan_pool: Mapped[str | None] = mapped_column(String(64), nullable=True)
     created_at: Mapped[created_at]
 
 
@@ -269,6 +274,9 @@ class Workflow(Base):
     )
     # Which execution this is: a retry of a rolled-back workflow starts run + 1.
     run: Mapped[int] = mapped_column(Integer, default=1)
+    # Bumped by every re-drive (the sweeper's, an operator's retry): step messages carry the
+    # generation they were published in, and an older copy steps aside without acting.
+    generation: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     input: Mapped[json_dict]
     context: Mapped[json_dict]
     output: Mapped[json_dict]
@@ -312,6 +320,9 @@ class WorkflowStep(Base):
     output: Mapped[json_or_null]
     compensation: Mapped[json_or_null]
     error: Mapped[json_or_null]
+    # When a retry (forward or undo) scheduled after a failed attempt is due: until then the
+    # workflow is waiting, not lost, however quiet it is.
+    retry_due_at: Mapped[tstz_or_null]
     lease_owner: Mapped[str | None] = mapped_column(String(200), nullable=True)
     lease_expires_at: Mapped[tstz_or_null]
     started_at: Mapped[tstz_or_null]

@@ -8,6 +8,7 @@ a submission's check and its commit.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any
@@ -17,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from orchestrator.db import transaction
-from orchestrator.errors import NotFound, PlanConflict, ValidationError
+from orchestrator.errors import IntegrationError, NotFound, PlanConflict, ValidationError
 from orchestrator.models import ServicePlan, Subscriber, Workflow, WorkflowStatus
 
 FIELDS = (
@@ -30,7 +31,20 @@ FIELDS = (
     "c_tag",
     "tech_profile_id",
     "suspended_radius_group",
+    "ipv6_delegation_pool",
+    "ipv6_delegated_length",
+    "ipv6_wan_pool",
 )
+
+#: The delegated prefix's length when a plan with a delegation pool names none (RIPE-690).
+DEFAULT_DELEGATED_LENGTH = 56
+#: The WAN link's prefix: one /64 per subscriber (RFC 6177).
+WAN_PREFIX_LENGTH = 64
+#: The plan fields that name an IPv6 pool, a NetBox prefix that must exist there.
+_IPV6_POOLS = ("ipv6_delegation_pool", "ipv6_wan_pool")
+
+#: Answers whether NetBox holds this prefix (CIDR); raises IntegrationError if it cannot tell.
+PrefixLookup = Callable[[str], bool]
 
 # Unique constraints, by name, and the field each one is about.
 _UNIQUE = {
@@ -76,8 +90,15 @@ def get_plan(session: Session, tenant_id: str, plan_id: int, *, lock: bool = Fal
     return plan
 
 
-def create_plan(session: Session, tenant_id: str, values: dict[str, Any]) -> ServicePlan:
+def create_plan(
+    session: Session,
+    tenant_id: str,
+    values: dict[str, Any],
+    prefix_exists: PrefixLookup | None = None,
+) -> ServicePlan:
     plan = ServicePlan(tenant_id=tenant_id, **{f: values.get(f) for f in FIELDS})
+    _check_ipv6(plan)
+    _check_pools_exist(plan, [f for f in _IPV6_POOLS if values.get(f)], prefix_exists)
     _check_unique(session, plan)
     session.add(plan)
     _flush(session)
@@ -85,7 +106,11 @@ def create_plan(session: Session, tenant_id: str, values: dict[str, Any]) -> Ser
 
 
 def update_plan(
-    session: Session, tenant_id: str, plan_id: int, changes: dict[str, Any]
+    session: Session,
+    tenant_id: str,
+    plan_id: int,
+    changes: dict[str, Any],
+    prefix_exists: PrefixLookup | None = None,
 ) -> ServicePlan:
     plan = get_plan(session, tenant_id, plan_id, lock=True)
     group = changes.get("radius_group", plan.radius_group)
@@ -98,6 +123,8 @@ def update_plan(
     for field in FIELDS:
         if field in changes:
             setattr(plan, field, changes[field])
+    _check_ipv6(plan)
+    _check_pools_exist(plan, [f for f in _IPV6_POOLS if changes.get(f)], prefix_exists)
     _check_unique(session, plan)
     _flush(session)
     return plan
@@ -123,6 +150,45 @@ def _in_use(session: Session, plan: ServicePlan) -> bool:
         | (Workflow.input["new_plan"]["id"].as_integer() == plan.id),
     )
     return bool(session.scalar(select(by_subscriber | by_workflow)))
+
+
+def _check_ipv6(plan: ServicePlan) -> None:
+    """The plan's IPv6 fields fit together (the schema has checked each one alone): a delegated
+    prefix lies strictly inside its pool and is at most a /64 (SLAAC needs a /64 per link)."""
+    if not plan.ipv6_delegation_pool:
+        if plan.ipv6_wan_pool:
+            message = "a WAN pool needs an ipv6_delegation_pool too"
+            raise ValidationError(message, {"ipv6_wan_pool": [message]})
+        plan.ipv6_delegated_length = None  # nothing to delegate: an IPv4-only plan
+        return
+    if plan.ipv6_delegated_length is None:
+        plan.ipv6_delegated_length = DEFAULT_DELEGATED_LENGTH
+    pool = ipaddress.IPv6Network(plan.ipv6_delegation_pool)
+    if not pool.prefixlen < plan.ipv6_delegated_length <= WAN_PREFIX_LENGTH:
+        message = (
+            f"must be longer than the pool's /{pool.prefixlen} and at most /{WAN_PREFIX_LENGTH}"
+        )
+        raise ValidationError(
+            "the delegated length does not fit the pool", {"ipv6_delegated_length": [message]}
+        )
+
+
+def _check_pools_exist(
+    plan: ServicePlan, fields: list[str], prefix_exists: PrefixLookup | None
+) -> None:
+    """Each pool newly named exists in NetBox (one missing there fails every provisioning)."""
+    if prefix_exists is None:
+        return
+    for field in fields:
+        prefix = getattr(plan, field)
+        try:
+            found = prefix_exists(prefix)
+        except IntegrationError as exc:
+            message = f"could not be checked in NetBox ({exc}); try again"
+            raise ValidationError("NetBox could not be asked", {field: [message]}) from exc
+        if not found:
+            message = f"NetBox has no prefix {prefix}"
+            raise ValidationError(message, {field: [message]})
 
 
 def _check_unique(session: Session, plan: ServicePlan) -> None:
@@ -164,10 +230,13 @@ class PlanService:
         self,
         sync_plan: Callable[[int], None],
         unit_of_work: Callable[[], AbstractContextManager[Session]] = transaction,
+        prefix_exists: PrefixLookup | None = None,
     ) -> None:
         #: Publishes the rewrite of a plan's RADIUS group (tasks.radius.sync_plan_group).
         self._sync_plan = sync_plan
         self._unit_of_work = unit_of_work
+        #: Checks that the IPv6 pools a plan names exist in NetBox (None: not checked).
+        self._prefix_exists = prefix_exists
 
     def list(self, tenant_id: str) -> list[ServicePlan]:
         with self._unit_of_work() as session:
@@ -179,12 +248,12 @@ class PlanService:
 
     def create(self, tenant_id: str, values: dict[str, Any]) -> ServicePlan:
         with self._unit_of_work() as session:
-            return create_plan(session, tenant_id, values)
+            return create_plan(session, tenant_id, values, self._prefix_exists)
 
     def update(self, tenant_id: str, plan_id: int, changes: dict[str, Any]) -> ServicePlan:
         """Change a plan; new speeds reach every subscriber of it through its RADIUS group."""
         with self._unit_of_work() as session:
-            plan = update_plan(session, tenant_id, plan_id, changes)
+            plan = update_plan(session, tenant_id, plan_id, changes, self._prefix_exists)
         if {"download_mbps", "upload_mbps"} & changes.keys():
             self._sync_plan(plan.id)
         return plan

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 import re
 import uuid
 from collections.abc import Callable
@@ -18,6 +19,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+import redis.exceptions
+from kombu.exceptions import OperationalError as KombuOperationalError
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, raiseload
@@ -30,6 +33,18 @@ from orchestrator.errors import ConflictError, IdempotencyMismatch, InvalidTrans
 from orchestrator.models import ResourceClaim, Workflow, WorkflowEvent, WorkflowStatus
 from orchestrator.vault import seal
 from orchestrator.workflows import workflow_types
+
+log = logging.getLogger(__name__)
+
+#: What a publish raises while the broker is down: kombu's OperationalError once Celery gave up
+#: its publish retries, redis-py's errors, or a bare socket error.
+BROKER_ERRORS: tuple[type[BaseException], ...] = (
+    KombuOperationalError,
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    ConnectionError,
+    TimeoutError,
+)
 
 
 class Dispatcher(Protocol):
@@ -143,8 +158,25 @@ class OrchestrationService:
             if constraint == "pk_resource_claims":
                 raise ConflictError(self._claim_holder_message(tenant_id, exc)) from exc
             raise
-        self._dispatcher.publish(dispatch)
+        self._publish_committed(workflow, dispatch)
         return Submission(workflow, created=True)
+
+    def _publish_committed(self, workflow: Workflow, dispatch: engine.Dispatch) -> None:
+        """Publishes after the commit; a broker that is down does not undo accepted work.
+
+        The workflow is stored, so it is accepted: the sweeper re-drives a workflow whose
+        messages never reached the broker, and an answer of 500 would only make the client
+        submit again.
+        """
+        try:
+            self._dispatcher.publish(dispatch)
+        except BROKER_ERRORS as exc:
+            log.warning(
+                "workflow %s stored but not published (broker unavailable: %s); the sweeper "
+                "will re-drive it",
+                workflow.id,
+                type(exc).__name__,
+            )
 
     def _claim_holder_message(self, tenant_id: str, exc: IntegrityError) -> str:
         """Which workflow holds the resource a submission collided on, for the 409."""
@@ -280,7 +312,7 @@ class OrchestrationService:
             raise ConflictError(
                 "the subscriber, username or ONU serial is now held by another workflow"
             ) from exc
-        self._dispatcher.publish(dispatch)
+        self._publish_committed(workflow, dispatch)
         return workflow
 
     def cancel(

@@ -13,6 +13,7 @@ from simulators.cpe import MAC_RE
 from simulators.faults import SpecError, parse_fault, parse_latency
 from simulators.nas import SessionExists
 from simulators.netbox import PrefixExists
+from simulators.onos import SadisService
 from simulators.web import BadJson, Reply, Request, json_reply
 
 if TYPE_CHECKING:
@@ -73,6 +74,12 @@ def _route(world: World, request: Request) -> Reply:
             return json_reply(200, world.journal(request.arg("system")))
         case ("POST", ["onus"]):
             return _add_onu(world, _body(request))
+        case ("POST", ["sadis"]):
+            return _add_sadis(world, _body(request))
+        case ("DELETE", ["sadis", port_name]):
+            if not world.onos.remove_sadis_entry(port_name):
+                raise _Refused(404, f"no SADIS entry for {port_name}")
+            return json_reply(200, {"removed": port_name})
         case ("DELETE", ["onus", serial]):
             if not world.access.remove_onu(serial):
                 raise _Refused(404, f"no ONU {serial}")
@@ -117,10 +124,63 @@ def _seed(world: World, request: Request) -> dict[str, Any]:
     return {"netbox": {"prefixes": state["netbox"]["prefixes"]}, "voltha": state["voltha"]}
 
 
+#: the SADIS services a discovered ONU's UNI gets by default: the demo plans' two (fiber-100 on
+#: 100/200/64, fiber-500 on 110/210/65), so a plan change between them finds its tags in SADIS
+DEFAULT_SERVICES = (
+    SadisService(100, 200, 64, "hsia"),
+    SadisService(110, 210, 65, "hsia-fast", "High-Speed-Internet", "High-Speed-Internet"),
+)
+
+
+def _vlan(body: dict[str, Any], name: str, default: int | None = None) -> int:
+    value = _field(body, name, int, default)
+    if value is None:
+        raise _Refused(400, f"{name} is required")
+    if not 0 <= value <= 4095:
+        raise _Refused(400, f"{name} must be 0-4095")
+    return int(value)
+
+
+def _sadis_service(body: dict[str, Any]) -> SadisService:
+    return SadisService(
+        _vlan(body, "s_tag"),
+        _vlan(body, "c_tag"),
+        _vlan(body, "tp_id", 64),
+        _field(body, "service_name", str, "hsia"),
+        _field(body, "upstream_bp", str, "Default"),
+        _field(body, "downstream_bp", str, "Default"),
+    )
+
+
+def _onu_services(body: dict[str, Any]) -> list[SadisService]:
+    """The SADIS services of a new ONU's UNI: ``services``, or one from s_tag/c_tag/tp_id."""
+    services = _field(body, "services", list)
+    if services is not None:
+        if not all(isinstance(item, dict) for item in services):
+            raise _Refused(400, "services must be a list of objects")
+        return [_sadis_service(item) for item in services]
+    if any(name in body for name in ("s_tag", "c_tag", "tp_id")):
+        return [
+            SadisService(
+                _vlan(body, "s_tag", 100), _vlan(body, "c_tag", 200), _vlan(body, "tp_id", 64)
+            )
+        ]
+    return list(DEFAULT_SERVICES)
+
+
+def _add_sadis(world: World, body: dict[str, Any]) -> Reply:
+    port_name = _field(body, "port_name", str)
+    if not port_name:
+        raise _Refused(400, "port_name is required")
+    world.onos.add_sadis_service(port_name, _sadis_service(body))
+    return json_reply(201, {"port_name": port_name, "services": world.onos.sadis_entry(port_name)})
+
+
 def _add_onu(world: World, body: dict[str, Any]) -> Reply:
     serial = _field(body, "serial", str)
     if not serial:
         raise _Refused(400, "serial is required")
+    services = _onu_services(body)
     onu = world.access.add_onu(
         serial,
         _field(body, "olt", str),
@@ -130,6 +190,8 @@ def _add_onu(world: World, body: dict[str, Any]) -> Reply:
         oper_status=_field(body, "oper_status", str),
     )
     uni = next(u for u in world.access.uni_ports() if u.onu_id == onu.id)
+    # the operator's OSS fills SADIS for the subscriber on this UNI, keyed by its port name
+    world.onos.set_sadis_entry(uni.name, services)
     return json_reply(
         201,
         {
@@ -145,6 +207,7 @@ def _add_onu(world: World, body: dict[str, Any]) -> Reply:
             "uni_port_no": uni.port_no,
             "uni_port_name": uni.name,
             "location": uni.location,
+            "sadis": world.onos.sadis_entry(uni.name),
         },
     )
 
@@ -223,8 +286,13 @@ def _configure(world: World, body: dict[str, Any]) -> Reply:
     for value in (hold_s, delay_ms):
         if value is not None and (isinstance(value, bool) or value < 0):
             raise _Refused(400, "values must be non-negative numbers")
+    tokens = _field(body, "netbox_tokens", list)
+    if tokens is not None and not all(isinstance(t, str) and t for t in tokens):
+        raise _Refused(400, "netbox_tokens must be a list of non-empty strings")
     if hold_s is not None:
         world.config.hold_s = float(hold_s)
     if delay_ms is not None:
         world.config.onos_program_delay_s = float(delay_ms) / 1000
+    if tokens is not None:
+        world.config.netbox_tokens = tuple(tokens)
     return json_reply(200, world.config.to_dict())

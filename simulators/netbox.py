@@ -1,16 +1,21 @@
-"""NetBox 4.x IPAM REST, the part we use: prefixes, available-ips and ip-addresses.
+"""NetBox 4.x IPAM REST, the part we use: prefixes, available-ips, available-prefixes and
+ip-addresses.
 
 Shapes, status codes and messages follow NetBox's (see shared/PROTOCOLS.md). Every allocation and
-every change to an address happens under one lock, as NetBox serializes them behind one advisory
-lock: two concurrent allocations never get the same address.
+every change happens under one lock, as NetBox serializes allocations behind a PostgreSQL
+advisory lock (netbox/ipam/api/views.py, ``AvailableObjectsView.post``): two concurrent
+allocations never get the same address or prefix.
+
+Tokens are checked against a configured set (``tokens``), the way NetBox looks them up
+(netbox/netbox/api/authentication.py): ``Token <t>`` or ``Bearer <t>``, a ``nbt_``-prefixed
+value being a v2 token; one not in the set is 403 ``Invalid v1 token`` (or v2).
 """
 
 from __future__ import annotations
 
 import ipaddress
-import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -22,8 +27,9 @@ API_VERSION = "4.6"
 NETBOX_VERSION = "4.6.8"
 DEFAULT_PAGE = 50
 MAX_PAGE = 1000
-_V1_TOKEN = re.compile(r"^Token [0-9a-fA-F]{40}$")
-_V2_TOKEN = re.compile(r"^Bearer nbt_[A-Za-z0-9]+\.[A-Za-z0-9]+$")
+#: The token our settings use by default (orchestrator/config.py netbox_token).
+DEFAULT_TOKENS = ("0123456789abcdef0123456789abcdef01234567",)
+_V2_PREFIX = "nbt_"
 _STATUSES = {
     "active": "Active",
     "reserved": "Reserved",
@@ -68,6 +74,14 @@ class Prefix:
     description: str = ""
     created: str = field(default_factory=_now)
 
+    def contains(self, other: Prefix) -> bool:
+        """``other`` lies strictly inside this prefix (NetBox's ``net_contained``)."""
+        return (
+            other.prefix.version == self.prefix.version
+            and other.prefix != self.prefix
+            and other.prefix.subnet_of(self.prefix)  # type: ignore[arg-type]
+        )
+
     def usable_hosts(self) -> Iterator[ipaddress.IPv4Address | ipaddress.IPv6Address]:
         net = self.prefix
         first, last = int(net.network_address), int(net.broadcast_address)
@@ -103,7 +117,9 @@ def _family(version: int) -> dict[str, Any]:
 class NetBoxSim:
     name = "netbox"
 
-    def __init__(self) -> None:
+    def __init__(self, tokens: Callable[[], Collection[str]] = lambda: DEFAULT_TOKENS) -> None:
+        #: The tokens NetBox knows now (the world's config: a reset restores the defaults).
+        self._tokens = tokens
         self.lock = threading.Lock()
         self.prefixes: dict[int, Prefix] = {}
         self.addresses: dict[int, IpAddress] = {}
@@ -162,17 +178,35 @@ class NetBoxSim:
     def handle(self, request: Request) -> Reply:
         if not request.path.startswith("/api/"):
             return self._json(404, {"detail": "Not found."})
-        auth = request.headers.get("authorization")
-        if not auth:
-            return self._json(403, {"detail": "Authentication credentials were not provided."})
-        if not (_V1_TOKEN.match(auth) or _V2_TOKEN.match(auth)):
-            return self._json(403, {"detail": "Invalid token"})
+        refused = self._authenticate(request.headers.get("authorization") or "")
+        if refused:
+            return self._json(403, {"detail": refused})
         try:
             return self._route(request)
         except BadJson as exc:
             return self._json(400, {"detail": f"JSON parse error - {exc}"})
         except _Invalid as exc:
             return self._json(400, exc.body)
+
+    def _authenticate(self, header: str) -> str | None:
+        """Why NetBox refuses this Authorization header, or None (TokenAuthentication)."""
+        parts = header.split()
+        if not parts or parts[0].lower() not in ("token", "bearer"):
+            # not a token header: anonymous, and the API needs a login
+            return "Authentication credentials were not provided."
+        if len(parts) != 2:
+            return (
+                'Invalid authorization header: Must be in the form "Bearer <key>.<token>" or '
+                '"Token <token>"'
+            )
+        value = parts[1]
+        version = 2 if value.startswith(_V2_PREFIX) else 1
+        if version == 2 and "." not in value:
+            return (
+                "Invalid authorization header: Could not parse key from v2 token. Did you mean "
+                "to use 'Token' instead of 'Bearer'?"
+            )
+        return None if value in self._tokens() else f"Invalid v{version} token"
 
     def _route(self, request: Request) -> Reply:
         parts = [p for p in request.path.split("/") if p][1:]  # drop "api"
@@ -185,7 +219,13 @@ class NetBoxSim:
             case ["ipam", "prefixes"]:
                 return self._only(method, "GET") or self._list_prefixes(request)
             case ["ipam", "prefixes", key]:
-                return self._only(method, "GET") or self._get_prefix(request, key)
+                if method == "GET":
+                    return self._get_prefix(request, key)
+                return self._only(method, "DELETE") or self._delete_prefix(key)
+            case ["ipam", "prefixes", key, "available-prefixes"]:
+                if method == "GET":
+                    return self._list_available_prefixes(request, key)
+                return self._only(method, "POST") or self._allocate_prefixes(request, key)
             case ["ipam", "prefixes", key, "available-ips"]:
                 if method == "GET":
                     return self._list_available(request, key)
@@ -266,8 +306,8 @@ class NetBoxSim:
             "custom_fields": {},
             "created": prefix.created,
             "last_updated": prefix.created,
-            "children": 0,
-            "_depth": 0,
+            "children": sum(1 for p in self.prefixes.values() if prefix.contains(p)),
+            "_depth": sum(1 for p in self.prefixes.values() if p.contains(prefix)),
         }
 
     def _find_prefix(self, key: str) -> Prefix | None:
@@ -282,9 +322,14 @@ class NetBoxSim:
                 except ValueError as exc:
                     raise _Invalid({"prefix": [f"Invalid prefix: {value}"]}) from exc
                 items = [p for p in items if p.prefix == wanted]
+            descriptions = request.query.get("description")
+            if descriptions:
+                items = [p for p in items if p.description in descriptions]
             ids = request.query.get("id")
             if ids:
                 items = [p for p in items if str(p.id) in ids]
+            # NetBox orders prefixes by VRF, then prefix, then id
+            items.sort(key=lambda p: (p.prefix.version, p.prefix, p.id))
             rows = [self._prefix_json(p, request.base_url) for p in items]
         return self._page(request, rows)
 
@@ -294,6 +339,110 @@ class NetBoxSim:
             if prefix is None:
                 return self._json(404, {"detail": "No Prefix matches the given query."})
             return self._json(200, self._prefix_json(prefix, request.base_url))
+
+    def _delete_prefix(self, key: str) -> Reply:
+        with self.lock:
+            prefix = self.prefixes.pop(int(key), None) if key.isdigit() else None
+        if prefix is None:
+            return self._json(404, {"detail": "No Prefix matches the given query."})
+        return Reply(204, headers={"API-Version": API_VERSION})
+
+    def _free_blocks(self, parent: Prefix) -> list[IpNetwork]:
+        """What ``get_available_prefixes`` returns: the parent less every prefix inside it (any
+        status), as the fewest CIDR blocks, in address order (netaddr's IPSet.iter_cidrs)."""
+        free: list[IpNetwork] = [parent.prefix]
+        for child in self.prefixes.values():
+            if not parent.contains(child):
+                continue
+            remaining: list[IpNetwork] = []
+            for block in free:
+                if child.prefix.subnet_of(block):  # type: ignore[arg-type]
+                    remaining.extend(block.address_exclude(child.prefix))  # type: ignore[arg-type]
+                elif not block.subnet_of(child.prefix):  # type: ignore[arg-type]
+                    remaining.append(block)
+            free = remaining
+        return list(ipaddress.collapse_addresses(sorted(free)))  # type: ignore[type-var]
+
+    @staticmethod
+    def _take(free: list[IpNetwork], length: int) -> IpNetwork | None:
+        """``get_next_available_prefix``: the first block (in address order) at least as large
+        as asked gives its first subnet of that length (first fit, not best fit)."""
+        for index, block in enumerate(free):
+            if length >= block.prefixlen:
+                taken = next(block.subnets(new_prefix=length))
+                rest = list(block.address_exclude(taken))  # type: ignore[arg-type]
+                free[index : index + 1] = sorted(rest)
+                return taken
+        return None
+
+    def _list_available_prefixes(self, request: Request, key: str) -> Reply:
+        # Every free block: NetBox applies no limit and no paging to this list.
+        with self.lock:
+            parent = self._find_prefix(key)
+            if parent is None:
+                return self._json(404, {"detail": "No Prefix matches the given query."})
+            rows = [
+                {"family": block.version, "prefix": str(block), "vrf": None}
+                for block in self._free_blocks(parent)
+            ]
+        return self._json(200, rows)
+
+    def _allocate_prefixes(self, request: Request, key: str) -> Reply:
+        payload = request.json() if request.body else {}
+        many = isinstance(payload, list)
+        items = payload if many else [payload]
+        with self.lock:
+            parent = self._find_prefix(key)
+            if parent is None:
+                return self._json(404, {"detail": "No Prefix matches the given query."})
+            # PrefixLengthSerializer(many=True): its errors are a list, one entry per item
+            errors = [self._length_error(item, parent) for item in items]
+            if any(errors):
+                return self._json(400, [e or {} for e in errors])
+            fields = [self._prefix_fields(item) for item in items]
+            free = self._free_blocks(parent)
+            chosen = [self._take(free, int(item["prefix_length"])) for item in items]
+            if any(block is None for block in chosen):
+                # checked before anything is created: a list is refused whole
+                return self._json(409, {"detail": _FULL})
+            created = []
+            for block, values in zip(chosen, fields, strict=True):
+                assert block is not None
+                prefix = Prefix(self._next_prefix_id, block, **values)
+                self._next_prefix_id += 1
+                self.prefixes[prefix.id] = prefix
+                created.append(self._prefix_json(prefix, request.base_url))
+        return self._json(201, created if many else created[0])
+
+    @staticmethod
+    def _length_error(item: Any, parent: Prefix) -> dict[str, list[str]] | None:
+        if not isinstance(item, dict):
+            return {"non_field_errors": ["Invalid data. Expected a dictionary."]}
+        length = item.get("prefix_length")
+        if length is None:
+            return {"prefix_length": ["this field can not be missing"]}
+        if not isinstance(length, int) or isinstance(length, bool):
+            return {"prefix_length": ["this field must be int type"]}
+        version = parent.prefix.version
+        if length > parent.prefix.max_prefixlen:
+            return {"prefix_length": [f"Invalid prefix length ({length}) for IPv{version}"]}
+        return None
+
+    @staticmethod
+    def _prefix_fields(item: dict[str, Any]) -> dict[str, Any]:
+        """The writable prefix fields we model (PrefixSerializer; unknown keys ignored)."""
+        errors: dict[str, list[str]] = {}
+        status = item.get("status", "active")
+        if status not in _PREFIX_STATUSES:
+            errors["status"] = [f'"{status}" is not a valid choice.']
+        description = item.get("description", "")
+        if not isinstance(description, str):
+            errors["description"] = ["Not a valid string."]
+        elif len(description) > 200:
+            errors["description"] = ["Ensure this field has no more than 200 characters."]
+        if errors:
+            raise _Invalid(errors)
+        return {"status": status, "description": description, "is_pool": bool(item.get("is_pool"))}
 
     def _free(self, prefix: Prefix) -> Iterator[ipaddress.IPv4Address | ipaddress.IPv6Address]:
         taken = {a.address.ip for a in self.addresses.values() if a.address.ip in prefix.prefix}

@@ -1,9 +1,20 @@
-"""ONOS with the SEBA/VOLTHA olt app: subscriber services on a UNI, and the device ports REST.
+"""ONOS with the SEBA/VOLTHA olt app and SADIS: subscriber services on a UNI, device ports REST.
 
-As in the real app (``OltWebResource``), a POST only queues the service: it shows up in
-``programmed-subscribers`` once "flows are pushed", which here means after a configurable delay and
-only while the UNI's ONU (and its OLT) are enabled. A port name ONOS does not know is a 500
-"ConnectPoint not found for <name>".
+As the real apps (opencord/olt ``OltWebResource`` + ``Olt.provisionSubscriber(cp, cTag, sTag,
+tpId)``, opencord/sadis ``SadisWebResource``):
+
+- The tagged POST decides at once: a port name ONOS does not know is a 500 "ConnectPoint not found
+  for <name>"; then the port's SADIS entry must hold a service with exactly this ponSTag, ponCTag
+  and technologyProfileId, and that service must not be requested already; otherwise **204**
+  (refused, nothing done). 200 means the request was taken in.
+- The tagged DELETE is 200 when it removed a requested service, **204** when SADIS has no such
+  service or it was not requested (nothing done).
+- ``programmed-subscribers`` lists a service once the olt app has started on its flows (after a
+  configurable delay, while the UNI is up, and only if the bandwidth profiles its SADIS service
+  names exist: without meters the subscriber stays queued), whether its flows are pending-add,
+  added or in error; a removed service leaves the list at once (pending-remove is left out).
+- ``GET /onos/sadis/subscriber/{id}`` is 200 ``{"entry": [<SubscriberAndDeviceInformation>]}``
+  or 404 "Subscriber not found"; ``GET /onos/sadis/bandwidthprofile/{id}`` likewise.
 """
 
 from __future__ import annotations
@@ -21,6 +32,9 @@ from urllib.parse import unquote
 from simulators.access import AccessNetwork, UniPort
 from simulators.web import Reply, Request, json_reply, text_reply
 
+#: bandwidth profiles SADIS knows (a service naming another one never gets its meters)
+BANDWIDTH_PROFILES = ("Default", "High-Speed-Internet")
+
 
 @dataclass(frozen=True)
 class ServiceKey:
@@ -30,25 +44,56 @@ class ServiceKey:
     tp_id: int
 
 
-def _tag_info(key: ServiceKey) -> dict[str, Any]:
+@dataclass(frozen=True)
+class SadisService:
+    """One service of a port's SADIS entry (a ``UniTagInformation``)."""
+
+    s_tag: int
+    c_tag: int
+    tp_id: int
+    service_name: str = "hsia"
+    upstream_bp: str = "Default"
+    downstream_bp: str = "Default"
+
+    def matches(self, key: ServiceKey) -> bool:
+        # opencord/olt OltUtils.getUniTagInformation: ponCTag, ponSTag and tech profile, exactly
+        return (self.s_tag, self.c_tag, self.tp_id) == (key.s_tag, key.c_tag, key.tp_id)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "s_tag": self.s_tag,
+            "c_tag": self.c_tag,
+            "tp_id": self.tp_id,
+            "service_name": self.service_name,
+            "upstream_bp": self.upstream_bp,
+            "downstream_bp": self.downstream_bp,
+        }
+
+
+def _tag_info(service: SadisService) -> dict[str, Any]:
     # the field set of sadis' UniTagInformationCodec; values as for a plain HSIA service
     return {
         "uniTagMatch": 0,
-        "ponCTag": key.c_tag,
-        "ponSTag": key.s_tag,
+        "ponCTag": service.c_tag,
+        "ponSTag": service.s_tag,
         "usPonCTagPriority": -1,
         "usPonSTagPriority": -1,
         "dsPonCTagPriority": -1,
         "dsPonSTagPriority": -1,
-        "technologyProfileId": key.tp_id,
-        "upstreamBandwidthProfile": "Default",
-        "downstreamBandwidthProfile": "Default",
-        "serviceName": "hsia",
+        "technologyProfileId": service.tp_id,
+        "upstreamBandwidthProfile": service.upstream_bp,
+        "downstreamBandwidthProfile": service.downstream_bp,
+        "serviceName": service.service_name,
         "enableMacLearning": False,
         "configuredMacAddress": "A4:23:05:00:00:00",
         "isDhcpRequired": False,
         "isIgmpRequired": False,
     }
+
+
+def _bandwidth_profile(name: str) -> dict[str, Any]:
+    # sadis BandwidthProfileCodec fields; figures of the SEBA sample configuration
+    return {"id": name, "cir": 50000, "cbs": 10000, "eir": 50000, "ebs": 10000, "air": 1000}
 
 
 class OnosSim:
@@ -66,28 +111,64 @@ class OnosSim:
         self._credentials = f"{user}:{password}".encode()
         self._program_delay = program_delay
         self.lock = threading.Lock()
-        #: services asked for, with the monotonic time their flows count as pushed
-        self.services: dict[ServiceKey, float] = {}
+        #: services requested (the olt app's provisionedSubscribers), with the monotonic time
+        #: the olt app starts on their flows (from then on programmed-subscribers lists them)
+        self.services: dict[ServiceKey, tuple[SadisService, float]] = {}
+        #: SADIS subscriber entries by port name (the id SADIS knows a UNI by)
+        self.sadis: dict[str, list[SadisService]] = {}
 
     def reset(self) -> None:
         with self.lock:
             self.services.clear()
+            self.sadis.clear()
 
-    def programmed(self) -> list[tuple[ServiceKey, UniPort]]:
+    # -- SADIS (the control API fills it: SADIS is read-only over ONOS's REST) ----------------
+
+    def add_sadis_service(self, port_name: str, service: SadisService) -> None:
+        """Adds a service to the port's entry (replacing one with the same tags)."""
+        with self.lock:
+            kept = [
+                s
+                for s in self.sadis.get(port_name, [])
+                if (s.s_tag, s.c_tag, s.tp_id) != (service.s_tag, service.c_tag, service.tp_id)
+            ]
+            self.sadis[port_name] = [*kept, service]
+
+    def set_sadis_entry(self, port_name: str, services: list[SadisService]) -> None:
+        with self.lock:
+            self.sadis[port_name] = list(services)
+
+    def sadis_entry(self, port_name: str) -> list[dict[str, Any]]:
+        with self.lock:
+            return [s.to_dict() for s in self.sadis.get(port_name, [])]
+
+    def remove_sadis_entry(self, port_name: str) -> bool:
+        with self.lock:
+            return self.sadis.pop(port_name, None) is not None
+
+    def _sadis_service(self, key: ServiceKey) -> SadisService | None:
+        return next((s for s in self.sadis.get(key.port_name, []) if s.matches(key)), None)
+
+    def programmed(self) -> list[tuple[ServiceKey, SadisService, UniPort]]:
         unis = {uni.name: uni for uni in self._access.uni_ports()}
         now = time.monotonic()
         with self.lock:
             return [
-                (key, unis[key.port_name])
-                for key, ready_at in self.services.items()
-                if key.port_name in unis and unis[key.port_name].enabled and ready_at <= now
+                (key, service, unis[key.port_name])
+                for key, (service, ready_at) in self.services.items()
+                if key.port_name in unis
+                and unis[key.port_name].enabled
+                and ready_at <= now
+                and {service.upstream_bp, service.downstream_bp} <= set(BANDWIDTH_PROFILES)
             ]
 
     def snapshot(self) -> dict[str, Any]:
         programmed = self.programmed()
         with self.lock:
-            pending = [key for key in self.services if all(key != k for k, _ in programmed)]
+            pending = [key for key in self.services if all(key != k for k, _, _ in programmed)]
+            sadis = {port: [s.to_dict() for s in services] for port, services in self.sadis.items()}
         return {
+            "sadis": sadis,
             "programmed_subscribers": [
                 {
                     "port_name": k.port_name,
@@ -96,7 +177,7 @@ class OnosSim:
                     "c_tag": k.c_tag,
                     "tp_id": k.tp_id,
                 }
-                for k, uni in programmed
+                for k, _, uni in programmed
             ],
             "pending_subscribers": [
                 {"port_name": k.port_name, "s_tag": k.s_tag, "c_tag": k.c_tag, "tp_id": k.tp_id}
@@ -138,6 +219,12 @@ class OnosSim:
                 if method != "GET":
                     return self._not_allowed()
                 return self._programmed_subscribers(*where)
+            case ["onos", "sadis", "subscriber", port_name] if method == "GET":
+                return self._sadis_subscriber(port_name)
+            case ["onos", "sadis", "bandwidthprofile", name] if method == "GET":
+                if name not in BANDWIDTH_PROFILES:
+                    return json_reply(404, {"code": 404, "message": "Bandwidth Profile not found"})
+                return json_reply(200, {"entry": [_bandwidth_profile(name)]})
             case ["onos", "v1", "devices", "ports"] if method == "GET":
                 return self._ports()
             case ["onos", "v1", "devices"] if method == "GET":
@@ -166,19 +253,47 @@ class OnosSim:
             return text_reply(500, f"ConnectPoint not found for {port_name}")
         key = ServiceKey(port_name, s_tag, c_tag, tp_id)
         with self.lock:
+            service = self._sadis_service(key)
+            # Olt.provisionSubscriber/removeSubscriber: no SADIS service with exactly these tags,
+            # or (POST) already requested / (DELETE) not requested -> false -> 204, nothing done
+            if service is None:
+                return text_reply(204)
             if method == "POST":
-                self.services.setdefault(key, time.monotonic() + self._program_delay())
+                if key in self.services:
+                    return text_reply(204)
+                self.services[key] = (service, time.monotonic() + self._program_delay())
                 return text_reply(200)
             if self.services.pop(key, None) is None:
                 return text_reply(204)
             return text_reply(200)
 
+    def _sadis_subscriber(self, port_name: str) -> Reply:
+        with self.lock:
+            services = self.sadis.get(port_name)
+        if services is None:
+            # ItemNotFoundException through ONOS's exception mapper
+            return json_reply(404, {"code": 404, "message": "Subscriber not found"})
+        entry = {
+            "id": port_name,
+            "nasPortId": port_name,
+            "uplinkPort": -1,
+            "slot": -1,
+            "hardwareIdentifier": "",
+            "ipAddress": "",
+            "nasId": "",
+            "circuitId": port_name,
+            "remoteId": "",
+            "nniDhcpTrapVid": 0,
+            "uniTagList": [_tag_info(s) for s in services],
+        }
+        return json_reply(200, {"entry": [entry]})
+
     def _programmed_subscribers(
         self, device_id: str | None = None, port: str | None = None
     ) -> Reply:
         entries = [
-            {"location": uni.location, "tagInfo": _tag_info(key)}
-            for key, uni in self.programmed()
+            {"location": uni.location, "tagInfo": _tag_info(service)}
+            for _, service, uni in self.programmed()
             if device_id in (None, uni.of_device_id) and port in (None, str(uni.port_no))
         ]
         return json_reply(200, {"entries": entries})

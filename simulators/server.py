@@ -15,7 +15,9 @@ import threading
 from collections.abc import Sequence
 from types import FrameType
 
+from simulators import control
 from simulators.nas import NasServer
+from simulators.netbox import DEFAULT_TOKENS
 from simulators.voltha import start_grpc_server
 from simulators.web import SimulatorHTTPServer, serve_in_thread
 from simulators.world import World
@@ -39,6 +41,14 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--onos-user", default="onos")
     parser.add_argument("--onos-password", default="rocks")
+    parser.add_argument(
+        "--netbox-token",
+        action="append",
+        dest="netbox_tokens",
+        metavar="TOKEN",
+        help="an API token NetBox accepts (repeatable; v2 as nbt_<key>.<token>); default: the "
+        "one the orchestrator's settings use by default",
+    )
     parser.add_argument("--log-level", default="INFO")
     parser.add_argument(
         "--demo",
@@ -50,10 +60,17 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+#: The IPv6 pools of the demo plans (orchestrator/demo.py): delegated /56s come from them.
+DEMO_IPV6_POOLS = ("2001:db8:100::/40", "2001:db8:200::/40")
+
+
 def seed_demo(world: World, count: int) -> None:
     """What a lab has after its ONUs ranged and its CPEs informed: `make run`'s example uses it."""
     for number in range(1, count + 1):
-        world.access.add_onu(f"BBSM{number:08d}")
+        onu = world.access.add_onu(f"BBSM{number:08d}")
+        for port in onu.ports:
+            if port.of_name:  # the UNI: SADIS has both demo plans' services for it
+                world.onos.set_sadis_entry(port.of_name, list(control.DEFAULT_SERVICES))
         world.genieacs.add_cpe(
             f"DEMOCPE{number:04d}",
             "A4230F",
@@ -74,9 +91,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         onos_user=args.onos_user,
         onos_password=args.onos_password,
         nas_secret=args.nas_secret,
+        netbox_tokens=tuple(args.netbox_tokens or DEFAULT_TOKENS),
     )
 
     seed_demo(world, args.demo)
+    if args.demo:
+        for pool in DEMO_IPV6_POOLS:  # the demo plans' IPv6 pools
+            world.netbox.add_prefix(pool)
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:

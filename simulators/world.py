@@ -12,7 +12,7 @@ from simulators.access import AccessNetwork
 from simulators.faults import Fault, FaultBook
 from simulators.genieacs import GenieAcsSim
 from simulators.nas import NasSim
-from simulators.netbox import NetBoxSim
+from simulators.netbox import DEFAULT_TOKENS, NetBoxSim
 from simulators.onos import OnosSim
 from simulators.web import Mount, Reply, Request
 
@@ -25,9 +25,15 @@ class SimConfig:
     hold_s: float = 30.0
     #: how long after a POST ONOS shows a service as programmed
     onos_program_delay_s: float = 0.0
+    #: the API tokens NetBox knows (v1 plaintexts, v2 as "nbt_<key>.<token>")
+    netbox_tokens: tuple[str, ...] = DEFAULT_TOKENS
 
-    def to_dict(self) -> dict[str, float]:
-        return {"hold_s": self.hold_s, "onos_program_delay_ms": self.onos_program_delay_s * 1000}
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "hold_s": self.hold_s,
+            "onos_program_delay_ms": self.onos_program_delay_s * 1000,
+            "netbox_tokens": list(self.netbox_tokens),
+        }
 
 
 class World:
@@ -38,12 +44,13 @@ class World:
         onos_user: str,
         onos_password: str,
         nas_secret: str,
+        netbox_tokens: tuple[str, ...] = DEFAULT_TOKENS,
     ) -> None:
-        self._defaults = SimConfig(hold_s=hold_s)
+        self._defaults = SimConfig(hold_s=hold_s, netbox_tokens=netbox_tokens)
         self.config = replace(self._defaults)
         self.faults = FaultBook()
         self.access = AccessNetwork()
-        self.netbox = NetBoxSim()
+        self.netbox = NetBoxSim(tokens=lambda: self.config.netbox_tokens)
         self.onos = OnosSim(
             self.access,
             user=onos_user,

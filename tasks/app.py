@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from celery import Celery
 from celery.signals import beat_init, worker_init
+from kombu import Queue
 
 from orchestrator.config import get_settings
 from orchestrator.definitions import registry
+from orchestrator.queues import QUEUES
 from orchestrator.workflows import workflow_types  # noqa: F401 - registers the definitions
-
-#: One queue per system, so operators can scale and rate-limit each one apart.
-QUEUES = ("saga", "database", "radius", "netbox", "access", "genieacs", "nas")
 
 TASK_MODULES = (
     "tasks.saga",
@@ -47,6 +46,8 @@ def create_celery() -> Celery:
             "visibility_timeout": max(3600, int(settings.retry_backoff_max) * 4),
         },
         task_routes={f"tasks.{queue}.*": {"queue": queue} for queue in QUEUES},
+        # A worker started without -Q consumes every queue; `-Q access` serves one system.
+        task_queues=[Queue(queue) for queue in QUEUES],
         task_default_queue="saga",
         # Flower needs events; sent events let it show queued tasks too.
         worker_send_task_events=True,

@@ -9,6 +9,7 @@ link, a delivery that steps aside.
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from dataclasses import replace
 
@@ -16,7 +17,7 @@ from celery import Celery, Task
 from celery.exceptions import Retry, SoftTimeLimitExceeded
 from sqlalchemy.exc import OperationalError
 
-from orchestrator import engine, faults
+from orchestrator import engine, faults, metrics
 from orchestrator.db import transaction
 from orchestrator.definitions import registry
 from orchestrator.errors import AttemptTimedOut, LeaseLost, StepFailed, WorkflowCancelled
@@ -37,8 +38,8 @@ class SagaTask(Task):
     max_retries = None
     throws = (StepFailed, WorkflowCancelled)
 
-    def run(self, workflow_id: str, step_name: str) -> None:
-        claimed = self._claim(uuid.UUID(workflow_id), step_name)
+    def run(self, workflow_id: str, step_name: str, generation: int | None = None) -> None:
+        claimed = self._claim(uuid.UUID(workflow_id), step_name, generation)
         if claimed is None:
             return
         try:
@@ -47,16 +48,24 @@ class SagaTask(Task):
             # Our lease expired and another copy took the step over; its result stands.
             log.warning("%s of %s lost its lease", step_name, workflow_id)
 
+    def _observe(self, claimed: engine.Claimed, started: float, outcome: str) -> None:
+        """After the outcome's transaction committed: the attempt's duration, and a retry."""
+        labels = (claimed.definition.name, claimed.ctx.step_name, self.direction.name)
+        metrics.STEP_SECONDS.labels(*labels, outcome).observe(time.monotonic() - started)
+        if outcome == "retry":
+            metrics.RETRIES.labels(*labels).inc()
+
     def _attempt(self, claimed: engine.Claimed) -> None:
         forward = self.direction is engine.FORWARD
         step_name, username = claimed.ctx.step_name, claimed.ctx.data.get("username")
+        started = time.monotonic()
         try:
             if forward:
                 faults.before_effect(step_name, username)
             else:
                 faults.before_compensation(step_name, username)
             if self.behaviour.local:
-                self._act_locally(claimed)
+                self._act_locally(claimed, started)
                 return
             result = self._act(claimed)
             if forward:
@@ -64,12 +73,12 @@ class SagaTask(Task):
         except (Retry, LeaseLost):
             raise
         except SoftTimeLimitExceeded as exc:
-            self._record_failure(claimed, AttemptTimedOut(str(exc)))
+            self._record_failure(claimed, AttemptTimedOut(str(exc)), started)
             return
         except Exception as exc:
-            self._record_failure(claimed, exc)
+            self._record_failure(claimed, exc, started)
             return
-        self._record_success(claimed, result)
+        self._record_success(claimed, result, started)
 
     def _act(self, claimed: engine.Claimed):  # type: ignore[no-untyped-def]
         if self.direction is engine.FORWARD:
@@ -77,7 +86,7 @@ class SagaTask(Task):
         self.behaviour.compensate(claimed.ctx)
         return None
 
-    def _act_locally(self, claimed: engine.Claimed) -> None:
+    def _act_locally(self, claimed: engine.Claimed, started: float) -> None:
         """A local step writes only our database: its effect and its bookkeeping commit in one
         transaction, so a crash loses both or neither."""
         with transaction() as session:
@@ -91,12 +100,15 @@ class SagaTask(Task):
             dispatch = engine.record_success(
                 session, claimed, workflow, step, result, holder_is_gone
             )
+        self._observe(claimed, started, "succeeded")
         publish(dispatch)
 
     def owner(self) -> str:
         return current_holder(self.request.id)
 
-    def _claim(self, workflow_id: uuid.UUID, step_name: str) -> engine.Claimed | None:
+    def _claim(
+        self, workflow_id: uuid.UUID, step_name: str, generation: int | None
+    ) -> engine.Claimed | None:
         try:
             with transaction() as session:
                 outcome = engine.claim(
@@ -107,6 +119,7 @@ class SagaTask(Task):
                     step_name,
                     self.owner(),
                     holder_is_gone,
+                    generation,
                 )
         except OperationalError as exc:
             # Our own database is unreachable: no attempt has started, nothing is counted, so
@@ -131,7 +144,7 @@ class SagaTask(Task):
             raise outcome.stop
         return outcome.claimed
 
-    def _record_success(self, claimed: engine.Claimed, result: object) -> None:
+    def _record_success(self, claimed: engine.Claimed, result: object, started: float) -> None:
         with transaction() as session:
             workflow, step = engine.relock(session, claimed, self.owner())
             dispatch = engine.record_success(
@@ -142,13 +155,15 @@ class SagaTask(Task):
                 result,
                 holder_is_gone,  # type: ignore[arg-type]
             )
+        self._observe(claimed, started, "succeeded")
         publish(dispatch)
 
-    def _record_failure(self, claimed: engine.Claimed, exc: Exception) -> None:
+    def _record_failure(self, claimed: engine.Claimed, exc: Exception, started: float) -> None:
         ctx = claimed.ctx
         with transaction() as session:
             workflow, step = engine.relock(session, claimed, self.owner())
             outcome = engine.record_failure(session, claimed, workflow, step, exc, holder_is_gone)
+        self._observe(claimed, started, "retry" if outcome.retry_in is not None else "failed")
         publish(outcome.dispatch)
         if outcome.retry_in is not None:
             log.info(

@@ -1,9 +1,9 @@
 """The one place that turns the engine's decisions into Celery messages.
 
-Only ids travel: ``(workflow_id, step_name)``. Every publish happens after the transaction that
-decided it has committed; a publish that is lost (a crash in between) is found by the sweeper.
-Each forward step message carries the on-error link, a queued task (not an in-process
-errback), so a step that fails for good starts the rollback even if its worker then dies.
+Only ids travel: ``(workflow_id, step_name, generation)``. Every publish happens after the
+transaction that decided it has committed; a publish that is lost (a crash in between) is found
+by the sweeper. Each forward step message carries the on-error link, a queued task (not an
+in-process errback), so a step that fails for good starts the rollback even if its worker dies.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ def _signatures(app: Celery, dispatch: engine.Dispatch) -> list[Signature]:
         soft, hard = step_def.time_limits()
         signature = app.signature(
             direction.task(step_def),
-            args=(workflow_id, step_def.name),
+            args=(workflow_id, step_def.name, dispatch.generation),
             immutable=True,
             soft_time_limit=soft,
             time_limit=hard,

@@ -13,6 +13,7 @@ from orchestrator.steps.radius import (
     AssignFramedIp,
     CreateRadiusAccount,
     MoveRadiusGroup,
+    ReassignIpv6Prefix,
     RemoveRadiusAccount,
 )
 from tasks.app import app
@@ -32,6 +33,11 @@ _move = MoveRadiusGroup()
 
 move_group = step_task(app, "tasks.radius.move_group", _move)
 move_group_back = compensation_task(app, "tasks.radius.move_group_back", _move)
+
+_reassign_ipv6 = ReassignIpv6Prefix()
+
+reassign_ipv6_prefix = step_task(app, "tasks.radius.reassign_ipv6_prefix", _reassign_ipv6)
+restore_ipv6_prefix = compensation_task(app, "tasks.radius.restore_ipv6_prefix", _reassign_ipv6)
 
 remove_account = step_task(app, "tasks.radius.remove_account", RemoveRadiusAccount())
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import socket
 import subprocess
 from collections.abc import Iterator
@@ -39,8 +40,14 @@ def _free_udp_port() -> int:
         return sock.getsockname()[1]
 
 
+# Every process of the session (this one, the workers) writes its metrics here; /metrics adds
+# them up, as under gunicorn and Celery in production.
+METRICS_DIR = VAR / "metrics"
+shutil.rmtree(METRICS_DIR, ignore_errors=True)
+METRICS_DIR.mkdir(parents=True)
 os.environ.update(
     {
+        "PROMETHEUS_MULTIPROC_DIR": str(METRICS_DIR),
         "DATABASE_URL": f"{PG}/{ORCHESTRATOR_DB}",
         "RADIUS_DATABASE_URL": f"{PG}/{RADIUS_DB}",
         # TEST_REDIS_DB keeps concurrent sessions' queues apart too.
@@ -150,8 +157,8 @@ def sim(simulators: SimulatorHandle) -> Iterator[SimulatorHandle]:
 
 @pytest.fixture(scope="session")
 def worker(database, radius_server, simulators, celery_app, redis_clean) -> Iterator[WorkerProcess]:  # type: ignore[no-untyped-def]
-    process = WorkerProcess(app=celery_app, log_path=VAR / "worker.log")
     beat = BeatProcess(log_path=VAR / "beat.log")
+    process = WorkerProcess(app=celery_app, log_path=VAR / "worker.log", beat=beat)
     process.start()
     beat.start()
     yield process

@@ -10,9 +10,14 @@ from flask import Flask
 
 from orchestrator.apikeys import ApiKeyService
 from orchestrator.config import get_settings
+from orchestrator.db import get_sessionmaker
+from orchestrator.integrations.netbox import netbox_prefix_lookup
+from orchestrator.metrics import StateCollector
 from orchestrator.plans import PlanService
+from orchestrator.queues import QUEUES
 from orchestrator.service import OrchestrationService
 from orchestrator.subscribers import SubscriberService
+from webapp.docs_assets import ASSETS_URL
 
 #: Bodies above this are refused with 413 before they are parsed.
 MAX_BODY_BYTES = 64 * 1024
@@ -23,9 +28,9 @@ OPENAPI_CONFIG: dict[str, Any] = {
     "OPENAPI_VERSION": "3.0.3",
     "OPENAPI_URL_PREFIX": "/api/v1",
     "OPENAPI_JSON_PATH": "openapi.json",
-    # A browsable page; the browser fetches Swagger UI's assets from the CDN.
+    # A browsable page whose Swagger UI assets the app serves itself (webapp/docs_assets.py).
     "OPENAPI_SWAGGER_UI_PATH": "docs",
-    "OPENAPI_SWAGGER_UI_URL": "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/",
+    "OPENAPI_SWAGGER_UI_URL": ASSETS_URL,
     "API_SPEC_OPTIONS": {
         "info": {
             "description": "Provision ISP subscribers across the database, FreeRADIUS, NetBox, "
@@ -52,16 +57,24 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
         dispatcher = CeleryDispatcher()
     app.extensions["orchestration_service"] = OrchestrationService(dispatcher)
-    app.extensions["plan_service"] = PlanService(dispatcher.sync_plan)
+    app.extensions["plan_service"] = PlanService(
+        dispatcher.sync_plan,
+        prefix_exists=app.config.get("PREFIX_EXISTS") or netbox_prefix_lookup(settings),
+    )
     app.extensions["api_key_service"] = ApiKeyService()
     app.extensions["subscriber_service"] = SubscriberService()
     broker = redis.Redis.from_url(settings.broker_url, socket_timeout=2, socket_connect_timeout=2)
     app.extensions["broker_ping"] = broker.ping
+    app.extensions["metrics_state"] = StateCollector(
+        get_sessionmaker(), lambda: {queue: broker.llen(queue) for queue in QUEUES}
+    )
 
     from webapp import (
         apikeys,
+        docs_assets,
         health,
         lifecycle,  # noqa: F401 - adds the lifecycle URLs to the workflows blueprint
+        metrics,
         plans,
         request_id,
         statistics,
@@ -82,6 +95,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     ):
         api.register_blueprint(blueprint)
     app.register_blueprint(health.blueprint)
+    app.register_blueprint(docs_assets.blueprint)
+    app.register_blueprint(metrics.blueprint)
     request_id.init_app(app)
     register_error_handlers(app)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")

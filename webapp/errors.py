@@ -8,6 +8,9 @@ from typing import Any
 
 from flask import Flask, Response, jsonify
 from marshmallow import ValidationError as SchemaError
+from sqlalchemy.exc import InterfaceError as DatabaseInterfaceError
+from sqlalchemy.exc import OperationalError as DatabaseOperationalError
+from sqlalchemy.exc import TimeoutError as DatabasePoolTimeout
 from werkzeug.exceptions import HTTPException
 
 from orchestrator.errors import (
@@ -17,6 +20,7 @@ from orchestrator.errors import (
     NotFound,
     ValidationError,
 )
+from orchestrator.service import BROKER_ERRORS
 from webapp.request_id import current_request_id
 
 log = logging.getLogger(__name__)
@@ -24,6 +28,8 @@ log = logging.getLogger(__name__)
 # webargs reports problems per location ({"json": {...}, "query": {...}}); callers care about the
 # field, so the details are flattened, and a bad body or header gets its own code.
 _BAD_REQUEST_CODES = {"json": "malformed_json", "headers": "invalid_header"}
+#: how long a client should wait before trying again when PostgreSQL or the broker is down
+RETRY_AFTER_SECONDS = 5
 
 
 class ApiError(Exception):
@@ -85,6 +91,17 @@ def _http_error(exc: HTTPException):  # type: ignore[no-untyped-def]
     return error_response(status, code, message, data.get("errors"), headers)
 
 
+def _broker_unavailable(exc: Exception):  # type: ignore[no-untyped-def]
+    # only where a publish is the whole request (a submission's publish is caught in the service)
+    log.warning("broker unavailable: %s", type(exc).__name__)
+    return error_response(
+        503,
+        "broker_unavailable",
+        "the message broker is unavailable; try again later",
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
+
+
 def register_error_handlers(app: Flask) -> None:
     app.register_error_handler(HTTPException, _http_error)
 
@@ -118,6 +135,23 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(InvalidTransition)
     def _invalid_transition(exc: InvalidTransition):  # type: ignore[no-untyped-def]
         return error_response(409, "invalid_state", str(exc))
+
+    @app.errorhandler(DatabaseOperationalError)
+    @app.errorhandler(DatabaseInterfaceError)
+    @app.errorhandler(DatabasePoolTimeout)
+    def _database_unavailable(exc: Exception):  # type: ignore[no-untyped-def]
+        # PostgreSQL down or unreachable: nothing was stored, so the client may simply retry
+        log.warning("database unavailable: %s", type(exc).__name__)
+        return error_response(
+            503,
+            "database_unavailable",
+            "the database is unavailable; nothing was stored, try again later",
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
+
+    # kombu's and redis-py's own errors only: a bare socket error may come from anywhere
+    for broker_error in BROKER_ERRORS[:3]:
+        app.register_error_handler(broker_error, _broker_unavailable)
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):  # type: ignore[no-untyped-def]

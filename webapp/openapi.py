@@ -28,12 +28,18 @@ SECURITY_SCHEME = {
 
 
 class JsonBodyParser(FlaskParser):
-    """Like webargs's parser, but a body that is not declared JSON is a 415, not "missing"."""
+    """Like webargs's parser, but a body that is not declared JSON is a 415, not "missing",
+    and a body nested too deeply for the parser is a 400 like any other malformed body."""
 
     def _raw_load_json(self, req: flask.Request) -> Any:
         if not is_json_request(req):
             abort(415, message="send the body as application/json")
-        return super()._raw_load_json(req)
+        try:
+            return super()._raw_load_json(req)
+        except RecursionError as exc:
+            # json.loads recurses once per level: thousands of "[" exhaust the stack, and
+            # webargs only maps JSONDecodeError to a 400
+            abort(400, exc=exc, messages={"json": ["Invalid JSON body: nested too deeply."]})
 
 
 class Api(flask_smorest.Api):

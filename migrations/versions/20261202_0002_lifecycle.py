@@ -106,7 +106,9 @@ def upgrade() -> None:
     op.create_index("ix_subscribers_tenant_created", "subscribers", ["tenant_id", "created_at"])
 
     op.create_check_constraint(
-        op.f("ck_billing_services_billingstatus"), "billing_services", _in("status", BILLING_STATUSES)
+        op.f("ck_billing_services_billingstatus"),
+        "billing_services",
+        _in("status", BILLING_STATUSES),
     )
     op.add_column(
         "billing_services", sa.Column("ended_at", sa.DateTime(timezone=True), nullable=True)

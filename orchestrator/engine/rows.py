@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import delete, exists, func, select
 from sqlalchemy.orm import Session
 
+from orchestrator import metrics
 from orchestrator.definitions import WorkflowDefinition, registry
 from orchestrator.engine.events import EventKind, record_event
 from orchestrator.models import (
@@ -85,6 +86,7 @@ def new_workflow(
     session.add(workflow)
     session.flush()
     add_claims(session, workflow, claims)
+    metrics.note(session, metrics.WORKFLOWS_STARTED.labels(definition.name).inc)
     record_event(
         session, workflow, EventKind.WORKFLOW_CREATED, to_status=WorkflowStatus.PENDING.value
     )
@@ -132,12 +134,18 @@ def step_rows(workflow: Workflow) -> dict[str, WorkflowStep]:
 def stalled_workflows(
     session: Session, now: datetime, stall_seconds: float, limit: int = 100
 ) -> list[Workflow]:
-    """Active workflows with no live lease and no transition for ``stall_seconds``.
+    """Active workflows that nothing is working on or waiting for: no live lease, no retry
+    still to come, and no transition for ``stall_seconds`` (the time a published message may
+    take to be picked up).
 
     SKIP LOCKED lets several sweepers (one per beat host) share the work without waiting.
     """
     live_lease = exists().where(
         WorkflowStep.workflow_id == Workflow.id, WorkflowStep.lease_expires_at > now
+    )
+    retry_to_come = exists().where(
+        WorkflowStep.workflow_id == Workflow.id,
+        WorkflowStep.retry_due_at > now - timedelta(seconds=stall_seconds),
     )
     return list(
         session.scalars(
@@ -146,6 +154,7 @@ def stalled_workflows(
                 Workflow.status.in_(WorkflowStatus.active()),
                 Workflow.updated_at < now - timedelta(seconds=stall_seconds),
                 ~live_lease,
+                ~retry_to_come,
             )
             .order_by(Workflow.updated_at)
             .limit(limit)

@@ -51,6 +51,8 @@ class Dispatch:
 
     workflow_id: uuid.UUID
     definition: WorkflowDefinition
+    #: The workflow's generation: each message carries it (see Workflow.generation).
+    generation: int
     forward: tuple[str, ...] = ()
     backward: tuple[str, ...] = ()
 
@@ -103,7 +105,9 @@ def _dispatch(
     forward: list[str] | None = None,
     backward: list[str] | None = None,
 ) -> Dispatch:
-    return Dispatch(workflow.id, definition, tuple(forward or ()), tuple(backward or ()))
+    return Dispatch(
+        workflow.id, definition, workflow.generation, tuple(forward or ()), tuple(backward or ())
+    )
 
 
 def context_of(workflow: Workflow, step: WorkflowStep, attempt: int) -> StepContext:
@@ -140,7 +144,13 @@ def claim(
     step_name: str,
     owner: str,
     holder_gone: HolderGone,
+    generation: int | None = None,
 ) -> ClaimOutcome:
+    if generation is not None:
+        # Cheaply, before any lock: a copy from before a re-drive has been superseded.
+        current = session.scalar(select(Workflow.generation).where(Workflow.id == workflow_id))
+        if current is not None and generation < current:
+            return ClaimOutcome(aside=f"superseded by re-drive generation {current}")
     workflow = lock_workflow(session, workflow_id)
     if workflow is None:
         return ClaimOutcome(aside=f"workflow {workflow_id} does not exist")
@@ -321,9 +331,9 @@ def record_failure(
     if retryable and direction.attempts(step) < direction.max_attempts(step_def):
         delay = backoff(direction.attempts(step))
         if direction is FORWARD:
-            transitions.schedule_retry(session, workflow, step, error, delay)
+            transitions.schedule_retry(session, workflow, step, error, delay, now)
         else:
-            transitions.schedule_compensation_retry(session, workflow, step, error, delay)
+            transitions.schedule_compensation_retry(session, workflow, step, error, delay, now)
         return FailureOutcome(retry_in=delay, error=error)
     if direction is BACKWARD:
         transitions.fail_compensation(session, workflow, step, error)
@@ -526,7 +536,7 @@ def _sweep_one(
 ) -> Dispatch | None:
     definition = definition_of(workflow)
     if workflow.status == WorkflowStatus.ROLLING_BACK:
-        record_event(session, workflow, EventKind.SWEEPER_REDRIVE_COMPENSATION)
+        transitions.redrive(session, workflow, EventKind.SWEEPER_REDRIVE_COMPENSATION)
         return _resume_undo(session, workflow, definition, now, holder_gone)
     reason = failure_reason(workflow)
     if reason is None and workflow.deadline_at is not None and workflow.deadline_at < now:
@@ -534,7 +544,7 @@ def _sweep_one(
     if reason is not None:
         # The on-error link was lost (its worker died before publishing it), or time is up.
         return _rollback(session, workflow, definition, reason, now, holder_gone)
-    record_event(session, workflow, EventKind.SWEEPER_REDRIVE)
+    transitions.redrive(session, workflow, EventKind.SWEEPER_REDRIVE)
     if planning.all_done(workflow):
         transitions.complete_workflow(session, workflow)  # the last step's commit was all
         return None

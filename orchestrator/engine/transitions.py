@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from orchestrator import metrics
 from orchestrator.engine.events import EventKind, record_event
 from orchestrator.engine.leases import Lease, release_lease, take_lease
 from orchestrator.engine.rows import release_claims, utcnow
@@ -27,6 +28,9 @@ def set_workflow_status(
     if status == WorkflowStatus.RUNNING and workflow.started_at is None:
         workflow.started_at = utcnow()
     workflow.finished_at = utcnow() if status.is_terminal else None
+    if status.is_terminal:
+        counter = metrics.WORKFLOWS_FINISHED.labels(workflow.workflow_type, status.value)
+        metrics.note(session, counter.inc)
     record_event(
         session,
         workflow,
@@ -78,6 +82,7 @@ def start_attempt(
         set_workflow_status(session, workflow, WorkflowStatus.RUNNING)
     step.attempts += 1
     take_lease(step, lease, now)
+    step.retry_due_at = None
     step.started_at = step.started_at or now
     step.error = None
     if step.intent is None and intent is not None:
@@ -126,10 +131,16 @@ def skip_step(session: Session, workflow: Workflow, step: WorkflowStep, reason: 
 
 
 def schedule_retry(
-    session: Session, workflow: Workflow, step: WorkflowStep, error: dict[str, Any], delay: float
+    session: Session,
+    workflow: Workflow,
+    step: WorkflowStep,
+    error: dict[str, Any],
+    delay: float,
+    now: datetime,
 ) -> None:
     step.error = error
     release_lease(step)
+    step.retry_due_at = now + timedelta(seconds=delay)
     set_step_status(
         session,
         workflow,
@@ -200,6 +211,7 @@ def start_compensation(
 ) -> None:
     step.compensation_attempts += 1
     take_lease(step, lease, now)
+    step.retry_due_at = None
     set_step_status(
         session,
         workflow,
@@ -224,10 +236,16 @@ def finish_compensation(session: Session, workflow: Workflow, step: WorkflowStep
 
 
 def schedule_compensation_retry(
-    session: Session, workflow: Workflow, step: WorkflowStep, error: dict[str, Any], delay: float
+    session: Session,
+    workflow: Workflow,
+    step: WorkflowStep,
+    error: dict[str, Any],
+    delay: float,
+    now: datetime,
 ) -> None:
     step.error = error
     release_lease(step)
+    step.retry_due_at = now + timedelta(seconds=delay)
     record_event(
         session,
         workflow,
@@ -300,8 +318,10 @@ def start_new_run(session: Session, workflow: Workflow, deadline_seconds: float)
     workflow.cancel_requested_at = None
     workflow.finished_at = None
     workflow.deadline_at = utcnow() + timedelta(seconds=deadline_seconds)
+    workflow.generation += 1
     for step in workflow.steps:
         step.status = StepStatus.PENDING
+        step.retry_due_at = None
         step.attempts = 0
         step.compensation_attempts = 0
         step.intent = step.output = step.compensation = step.error = None
@@ -314,6 +334,7 @@ def start_new_run(session: Session, workflow: Workflow, deadline_seconds: float)
 
 def resume_rollback(session: Session, workflow: Workflow) -> None:
     """Give a failed rollback's outstanding compensations a fresh set of attempts."""
+    workflow.generation += 1
     for step in workflow.steps:
         if step.status == StepStatus.COMPENSATION_FAILED:
             step.compensation_attempts = 0
@@ -326,6 +347,7 @@ def resume_rollback(session: Session, workflow: Workflow) -> None:
 
 def resume_forward(session: Session, workflow: Workflow, deadline_seconds: float) -> None:
     """Carry a stopped forward recovery on: failed steps get a fresh set of attempts."""
+    workflow.generation += 1
     for step in workflow.steps:
         if step.status == StepStatus.FAILED:
             step.status = StepStatus.PENDING
@@ -337,3 +359,12 @@ def resume_forward(session: Session, workflow: Workflow, deadline_seconds: float
     set_workflow_status(
         session, workflow, WorkflowStatus.RUNNING, message="retry: carry on forward"
     )
+
+
+def redrive(session: Session, workflow: Workflow, kind: EventKind) -> None:
+    """The sweeper publishes the workflow's work again: a new generation, so copies of the
+    earlier messages (still queued somewhere, or never) step aside if they come."""
+    workflow.generation += 1
+    record_event(session, workflow, kind, details={"generation": workflow.generation})
+    direction = "backward" if workflow.status == WorkflowStatus.ROLLING_BACK else "forward"
+    metrics.note(session, metrics.REDRIVES.labels(workflow.workflow_type, direction).inc)

@@ -1,8 +1,12 @@
 """ONOS's olt app (SEBA): the subscriber's service on its UNI, by port name and VLAN tags.
 
-A 200 from the olt app only means "queued": it answers so even when nothing will be programmed.
-We confirm through ``programmed-subscribers``, whose entries name the port by location
-(``of:<dpid>/<port number>``), so we first look the port name up in ONOS's device ports.
+On the tagged route the olt app decides at once (opencord/olt ``OltWebResource``,
+``Olt.provisionSubscriber``): 200 when it took the request, 204 when it refused (no SADIS entry
+for the port, no service with exactly these tags in it, or already requested). A refusal is
+explained from SADIS (``GET /onos/sadis/subscriber/{portName}``). We confirm through
+``programmed-subscribers``, whose entries name the port by location (``of:<dpid>/<port number>``),
+so we first look the port name up in ONOS's device ports; it lists services whose flows are
+pending, added or in error, so it proves the request was taken, not that traffic passes.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from typing import Any
 from urllib.parse import quote
 
 from orchestrator.config import Settings
-from orchestrator.errors import TransientError
+from orchestrator.errors import PermanentError, TransientError
 from orchestrator.integrations.http import RestClient, RetryPolicy, Timeouts
 
 SYSTEM = "onos"
@@ -23,6 +27,15 @@ log = logging.getLogger(__name__)
 
 def _segment(value: str | int) -> str:
     return quote(str(value), safe="")
+
+
+def _same_service(info: dict[str, Any], s_tag: int, c_tag: int, tp_id: int) -> bool:
+    # what the olt app matches a request against (OltUtils.getUniTagInformation)
+    return (info.get("ponSTag"), info.get("ponCTag"), info.get("technologyProfileId")) == (
+        s_tag,
+        c_tag,
+        tp_id,
+    )
 
 
 class OnosClient:
@@ -97,45 +110,119 @@ class OnosClient:
             if entry.get("location") == location
         ]
 
-    def is_programmed(self, port_name: str, s_tag: int, c_tag: int) -> bool:
+    def is_programmed(
+        self, port_name: str, s_tag: int, c_tag: int, tp_id: int | None = None
+    ) -> bool:
+        """Whether programmed-subscribers lists this service on the port.
+
+        Listed means the olt app took the request and works on its flows (pending-add, added or
+        in error): it proves the request was taken, not that traffic passes.
+        """
         return any(
-            info.get("ponSTag") == s_tag and info.get("ponCTag") == c_tag
+            info.get("ponSTag") == s_tag
+            and info.get("ponCTag") == c_tag
+            and tp_id in (None, info.get("technologyProfileId"))
             for info in self.programmed_services(port_name)
         )
 
-    def activate_service(self, port_name: str, s_tag: int, c_tag: int, tp_id: int) -> None:
-        """Provisions the service and waits (bounded) until ONOS shows it programmed.
+    def sadis_services(self, port_name: str) -> list[dict[str, Any]] | None:
+        """The uniTagList of the port's SADIS entry, or None if SADIS has no entry for it."""
+        response = self._rest.request(
+            "GET",
+            f"/onos/sadis/subscriber/{_segment(port_name)}",
+            operation="sadis_subscriber",
+            ok=(200, 404),
+            idempotent=True,
+        )
+        if response.status_code == 404:  # sadis: ItemNotFoundException "Subscriber not found"
+            return None
+        entries = response.json().get("entry", [])
+        return [tag for entry in entries for tag in entry.get("uniTagList") or []]
 
-        Raises TransientError when ONOS accepted the request but has not programmed the service
-        within ``confirm_timeout``; calling again is safe (an already programmed service is left
-        alone, and ONOS takes a repeated request for the same service as the same service).
+    def _await(self, condition: Callable[[], bool]) -> bool:
+        """Polls ``condition`` until it holds or ``confirm_timeout`` has passed."""
+        deadline = self._clock() + self._confirm_timeout
+        while True:
+            if condition():
+                return True
+            if self._clock() >= deadline:
+                return False
+            self._sleep(self._confirm_interval)
+
+    def activate_service(self, port_name: str, s_tag: int, c_tag: int, tp_id: int) -> None:
+        """Provisions the service and waits (bounded) until ONOS lists it.
+
+        200 is the only acceptance: the olt app answers 204 when it refused (opencord/olt
+        ``Olt.provisionSubscriber`` returned false), and then SADIS tells why.
+
+        Raises PermanentError when ONOS refused (no SADIS entry for the port, no service with
+        exactly these tags in it, or already requested but not ours to adopt); TransientError
+        when ONOS accepted but does not list the service within ``confirm_timeout`` (calling again
+        is safe: a listed service is left alone).
         """
-        if self.is_programmed(port_name, s_tag, c_tag):
+        if self.is_programmed(port_name, s_tag, c_tag, tp_id):
             return
-        self._rest.request(
+        response = self._rest.request(
             "POST",
             self._service_path(port_name, s_tag, c_tag, tp_id),
             operation="activate_service",
             ok=(200, 204),
             idempotent=False,
         )
-        deadline = self._clock() + self._confirm_timeout
-        while True:
-            if self.is_programmed(port_name, s_tag, c_tag):
-                return
-            if self._clock() >= deadline:
-                raise TransientError(
-                    f"{SYSTEM} activate_service: {port_name} s{s_tag}/c{c_tag} accepted but not "
-                    f"programmed after {self._confirm_timeout:g} s",
-                    system=SYSTEM,
-                    operation="activate_service",
-                )
-            self._sleep(self._confirm_interval)
+        if response.status_code == 204:
+            self._explain_refusal(port_name, s_tag, c_tag, tp_id)
+            return
+        if not self._await(lambda: self.is_programmed(port_name, s_tag, c_tag, tp_id)):
+            raise TransientError(
+                f"{SYSTEM} activate_service: {port_name} s{s_tag}/c{c_tag}/tp{tp_id} accepted but "
+                f"not listed in programmed-subscribers after {self._confirm_timeout:g} s",
+                system=SYSTEM,
+                operation="activate_service",
+            )
+
+    def _explain_refusal(self, port_name: str, s_tag: int, c_tag: int, tp_id: int) -> None:
+        """After a 204 to our POST: adopt the service if it is exactly ours, else fail for good."""
+        wanted = f"s{s_tag}/c{c_tag}/tp{tp_id}"
+        services = self.sadis_services(port_name)
+        if services is None:
+            raise self._refused(f"SADIS has no entry for {port_name}")
+        if not any(_same_service(info, s_tag, c_tag, tp_id) for info in services):
+            offered = ", ".join(
+                f"s{i.get('ponSTag')}/c{i.get('ponCTag')}/tp{i.get('technologyProfileId')}"
+                for i in services
+            )
+            raise self._refused(
+                f"the SADIS entry for {port_name} has no service {wanted} "
+                f"(it has: {offered or 'none'})"
+            )
+        # SADIS has the service, so the olt app refused because it was requested already: by an
+        # earlier attempt of ours whose answer was lost, or by someone else with the same tags
+        if self._await(lambda: self.is_programmed(port_name, s_tag, c_tag, tp_id)):
+            log.info("onos service %s %s already requested: adopted", port_name, wanted)
+            return
+        raise self._refused(
+            f"{wanted} on {port_name} was already requested, but programmed-subscribers does "
+            "not list it"
+        )
+
+    @staticmethod
+    def _refused(cause: str) -> PermanentError:
+        return PermanentError(
+            f"{SYSTEM} activate_service refused (HTTP 204): {cause}",
+            system=SYSTEM,
+            operation="activate_service",
+            status=204,
+        )
 
     def deactivate_service(self, port_name: str, s_tag: int, c_tag: int, tp_id: int) -> None:
-        """Removes the service; one that is not there (or whose port is gone) counts as done."""
+        """Removes the service and confirms it left programmed-subscribers.
+
+        A service that is not there (or whose port is gone) counts as done. ONOS answers 204 both
+        when it was not provisioned and when SADIS no longer has the service (nothing removed),
+        so the listing decides, not the status.
+        """
         try:
-            self._rest.request(
+            response = self._rest.request(
                 "DELETE",
                 self._service_path(port_name, s_tag, c_tag, tp_id),
                 operation="deactivate_service",
@@ -145,9 +232,28 @@ class OnosClient:
         except TransientError:
             # ONOS answers 500 "ConnectPoint not found" when the ONU is gone, and 500 is also what
             # a real failure looks like: what is programmed decides, not the message
-            if self.is_programmed(port_name, s_tag, c_tag):
+            if self.is_programmed(port_name, s_tag, c_tag, tp_id):
                 raise
             log.info("onos service on %s s%s/c%s already absent", port_name, s_tag, c_tag)
+            return
+        if response.status_code == 204:
+            if self.is_programmed(port_name, s_tag, c_tag, tp_id):
+                raise PermanentError(
+                    f"{SYSTEM} deactivate_service: ONOS removed nothing (HTTP 204) but "
+                    f"programmed-subscribers still lists s{s_tag}/c{c_tag}/tp{tp_id} on "
+                    f"{port_name}: its SADIS entry no longer has the service",
+                    system=SYSTEM,
+                    operation="deactivate_service",
+                    status=204,
+                )
+            return
+        if not self._await(lambda: not self.is_programmed(port_name, s_tag, c_tag, tp_id)):
+            raise TransientError(
+                f"{SYSTEM} deactivate_service: s{s_tag}/c{c_tag}/tp{tp_id} on {port_name} still "
+                f"listed {self._confirm_timeout:g} s after ONOS took the removal",
+                system=SYSTEM,
+                operation="deactivate_service",
+            )
 
     def close(self) -> None:
         self._rest.close()

@@ -8,17 +8,25 @@ table ``orchestrator_radius_account``: a retry can then tell an account it creat
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, Engine, create_engine, text
+from sqlalchemy import Connection, Engine, bindparam, create_engine, text
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from orchestrator.config import Settings
 from orchestrator.errors import PermanentError, TransientError
 
 SYSTEM = "radius"
+
+FRAMED_IP = "Framed-IP-Address"
+#: The WAN link's prefix (RFC 3162).
+FRAMED_IPV6_PREFIX = "Framed-IPv6-Prefix"
+#: The prefix delegated to the subscriber's network, by DHCPv6-PD on the BNG (RFC 4818).
+DELEGATED_IPV6_PREFIX = "Delegated-IPv6-Prefix"
+#: The radreply attributes that carry a subscriber's own addresses.
+FRAMED_ATTRIBUTES = (FRAMED_IP, FRAMED_IPV6_PREFIX, DELEGATED_IPV6_PREFIX)
 
 
 @dataclass(frozen=True)
@@ -183,7 +191,7 @@ class RadiusStore:
                 {"u": username, "p": password},
             )
             if framed_ip:
-                self._write_framed_ip(conn, username, framed_ip)
+                self._write_reply(conn, username, FRAMED_IP, framed_ip)
             conn.execute(
                 text("INSERT INTO radusergroup (username, groupname, priority) VALUES (:u, :g, 1)"),
                 {"u": username, "g": group},
@@ -191,21 +199,36 @@ class RadiusStore:
             return True
 
     def set_framed_ip(self, *, username: str, framed_ip: str, owner: str) -> None:
-        with self._transaction("set_framed_ip") as conn:
-            self._require_owner(conn, username, owner, "set_framed_ip")
-            self._write_framed_ip(conn, username, framed_ip)
+        self.set_framed(username=username, owner=owner, values={FRAMED_IP: framed_ip})
+
+    def set_framed(self, *, username: str, owner: str, values: Mapping[str, str | None]) -> None:
+        """Each radreply attribute named gets its value (None: it is removed), in one
+        transaction, on an account ``owner`` created."""
+        with self._transaction("set_framed") as conn:
+            self._require_owner(conn, username, owner, "set_framed")
+            for attribute, value in values.items():
+                self._write_reply(conn, username, attribute, value)
 
     def clear_framed_ip(self, *, username: str, owner: str) -> None:
-        """Remove the address from an account ``owner`` created; nothing if it is not ours."""
+        """Remove the addresses (IPv4 and IPv6) from an account ``owner`` created; nothing if it
+        is not ours."""
         with self._transaction("clear_framed_ip") as conn:
             if self._owner(conn, username, lock=True) != owner:
                 return
-            conn.execute(
+            for attribute in FRAMED_ATTRIBUTES:
+                self._write_reply(conn, username, attribute, None)
+
+    def framed(self, username: str) -> dict[str, str]:
+        """The account's address attributes in radreply (for checks and tests)."""
+        with self._transaction("framed") as conn:
+            rows = conn.execute(
                 text(
-                    "DELETE FROM radreply WHERE username = :u AND attribute = 'Framed-IP-Address'"
-                ),
-                {"u": username},
+                    "SELECT attribute, value FROM radreply "
+                    "WHERE username = :u AND attribute IN :names"
+                ).bindparams(bindparam("names", expanding=True)),
+                {"u": username, "names": list(FRAMED_ATTRIBUTES)},
             )
+            return dict(rows.tuples())
 
     def set_group(self, *, username: str, group: str, owner: str) -> str | None:
         """Move the account to ``group`` (its profile: speeds, or a suspended profile); returns
@@ -272,15 +295,16 @@ class RadiusStore:
             )
 
     @staticmethod
-    def _write_framed_ip(conn: Connection, username: str, framed_ip: str) -> None:
+    def _write_reply(conn: Connection, username: str, attribute: str, value: str | None) -> None:
+        """One value of ``attribute`` in radreply (``:=``: it replaces whatever a group says),
+        or none."""
         conn.execute(
-            text("DELETE FROM radreply WHERE username = :u AND attribute = 'Framed-IP-Address'"),
-            {"u": username},
+            text("DELETE FROM radreply WHERE username = :u AND attribute = :a"),
+            {"u": username, "a": attribute},
         )
+        if value is None:
+            return
         conn.execute(
-            text(
-                "INSERT INTO radreply (username, attribute, op, value) "
-                "VALUES (:u, 'Framed-IP-Address', ':=', :ip)"
-            ),
-            {"u": username, "ip": framed_ip},
+            text("INSERT INTO radreply (username, attribute, op, value) VALUES (:u, :a, ':=', :v)"),
+            {"u": username, "a": attribute, "v": value},
         )

@@ -7,6 +7,7 @@ the request, so the client confirms against programmed-subscribers before the st
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import cached_property
 from typing import Any
 
@@ -50,18 +51,41 @@ class AccessStep(Step):
         return OnosClient.from_settings(get_settings())
 
 
+def uni_port_name(onu_serial: str) -> str:
+    """The first UNI's name, as the openonu adapter names it and ONOS knows it: ``<serial>-1``.
+
+    Deterministic, so the step records it before anything is sent and its undo can ask ONOS
+    alone, never VOLTHA (a system the step may not even have reached).
+    """
+    return f"{onu_serial}-1"
+
+
 class ActivateOnu(AccessStep):
     def plan(self, ctx: StepContext) -> dict[str, Any]:
-        return {"idempotency_key": ctx.idempotency_key, **service_tags(ctx.data)}
+        tags = service_tags(ctx.data)
+        return {
+            "idempotency_key": ctx.idempotency_key,
+            **tags,
+            "port_name": uni_port_name(tags["onu_serial"]),
+        }
 
     def execute(self, ctx: StepContext) -> StepResult:
         intent = ctx.intent
-        onu = self.voltha.find_onu(intent["onu_serial"])
-        self.onos.activate_service(
-            onu.uni_port_name, intent["s_tag"], intent["c_tag"], intent["tp_id"]
-        )
+        port_name = _port_name(intent)
+        # A disabled, unreachable or still activating ONU cannot carry the service: ONOS would
+        # take the request and never program it, so refuse now with the ONU's states.
+        onu = self.voltha.find_onu(intent["onu_serial"], require_usable=True)
+        if onu.uni_port_name != port_name:
+            # the undo looks for the service on the recorded name: never program another one
+            raise PermanentError(
+                f"ONU {intent['onu_serial']}'s first UNI is {onu.uni_port_name}, not "
+                f"{port_name} as the openonu adapter names it",
+                system="voltha",
+                operation="find_onu",
+            )
+        self.onos.activate_service(port_name, intent["s_tag"], intent["c_tag"], intent["tp_id"])
         service = {
-            "port_name": onu.uni_port_name,
+            "port_name": port_name,
             "s_tag": intent["s_tag"],
             "c_tag": intent["c_tag"],
             "tp_id": intent["tp_id"],
@@ -70,20 +94,21 @@ class ActivateOnu(AccessStep):
             output={"onu_device_id": onu.device_id, "olt_id": onu.olt_id, **service},
             compensation=service,
             context={"onos_service": service, "onu_device_id": onu.device_id},
-            workflow_output={"onu_device_id": onu.device_id, "uni_port": onu.uni_port_name},
+            workflow_output={"onu_device_id": onu.device_id, "uni_port": port_name},
         )
 
     def compensate(self, ctx: StepContext) -> None:
-        port_name = ctx.compensation.get("port_name")
-        if port_name is None:
-            # The attempt never reported back: find the port the way it would have.
-            try:
-                port_name = self.voltha.find_onu(ctx.intent["onu_serial"]).uni_port_name
-            except ResourceNotFound:
-                return  # no ONU, so no service on it
+        # ONOS only: the port name was recorded before the first attempt, and ONOS itself says
+        # whether anything is programmed there (an unknown port or service counts as done).
+        port_name = ctx.compensation.get("port_name") or _port_name(ctx.intent)
         self.onos.deactivate_service(
             port_name, ctx.intent["s_tag"], ctx.intent["c_tag"], ctx.intent["tp_id"]
         )
+
+
+def _port_name(intent: Mapping[str, Any]) -> str:
+    # intents recorded before the port name was part of them: the same deterministic name
+    return str(intent.get("port_name") or uni_port_name(intent["onu_serial"]))
 
 
 class _OnuStep(AccessStep):

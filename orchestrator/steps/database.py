@@ -35,6 +35,10 @@ def provisioned_resources(data: Mapping[str, Any]) -> dict[str, Any]:
     }
     if data.get("netbox_ip"):
         resources["netbox"] = data["netbox_ip"]
+    if data.get("netbox_ipv6"):
+        resources["ipv6"] = data["netbox_ipv6"]
+    elif data.get("static_ipv6_prefix"):
+        resources["ipv6"] = {"delegated_prefix": data["static_ipv6_prefix"]}
     if data.get("onos_service"):
         resources["onos"] = data["onos_service"]
     if data.get("onu_serial"):
@@ -246,7 +250,13 @@ class ChangeBillingPlan(Step):
         changes: dict[str, Any] = {"radius": {"group": ctx.data["target_radius_group"]}}
         if ctx.data.get("onos_service") and "onos_service" in ctx.data:
             changes["onos"] = ctx.data["onos_service"]
-        subscriber.resources = merged_resources(subscriber.resources, changes)
+        resources = merged_resources(subscriber.resources, changes)
+        if ctx.data.get("ipv6_moves"):
+            # replaced whole (keys of the old prefixes must not survive a merge)
+            resources.pop("ipv6", None)
+            if ctx.data.get("new_ipv6"):
+                resources["ipv6"] = ctx.data["new_ipv6"]
+        subscriber.resources = resources
         return StepResult(output={"service_plan_id": ctx.intent["to"]})
 
     def compensate(self, ctx: StepContext) -> None:

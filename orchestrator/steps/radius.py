@@ -1,4 +1,4 @@
-"""FreeRADIUS steps: the account (password and plan group), and its framed address."""
+"""FreeRADIUS steps: the account (password and plan group), and its framed addresses."""
 
 from __future__ import annotations
 
@@ -8,7 +8,13 @@ from typing import Any
 
 from orchestrator.config import get_settings
 from orchestrator.errors import PermanentError
-from orchestrator.integrations.radius import RadiusStore, plan_group_attributes
+from orchestrator.integrations.radius import (
+    DELEGATED_IPV6_PREFIX,
+    FRAMED_IP,
+    FRAMED_IPV6_PREFIX,
+    RadiusStore,
+    plan_group_attributes,
+)
 from orchestrator.step import Step, StepContext, StepResult
 from orchestrator.subscribers import DEFAULT_SUSPENDED_GROUP
 
@@ -51,8 +57,19 @@ class CreateRadiusAccount(Step):
         self.store.delete_account(username=ctx.intent["username"], owner=str(ctx.workflow_id))
 
 
+def ipv6_reply(ipv6: Mapping[str, Any] | None) -> dict[str, str | None]:
+    """The IPv6 radreply attributes of a subscriber's ``resources["ipv6"]`` (None: removed)."""
+    ipv6 = ipv6 or {}
+    return {
+        DELEGATED_IPV6_PREFIX: ipv6.get("delegated_prefix"),
+        FRAMED_IPV6_PREFIX: ipv6.get("wan_prefix"),
+    }
+
+
 class AssignFramedIp(Step):
-    """Framed-IP-Address for the account: the NetBox address, or the static one requested."""
+    """The account's addresses: Framed-IP-Address (the NetBox address, or the static one
+    requested) and, on a dual-stack plan, Delegated-IPv6-Prefix and Framed-IPv6-Prefix (the
+    NetBox prefixes, or the static delegated prefix requested)."""
 
     @cached_property
     def store(self) -> RadiusStore:
@@ -67,18 +84,68 @@ class AssignFramedIp(Step):
             raise PermanentError(
                 "no IPv4 address to assign", system="radius", operation="assign_framed_ip"
             )
-        self.store.set_framed_ip(
-            username=ctx.intent["username"], framed_ip=framed_ip, owner=str(ctx.workflow_id)
+        prefixes = {
+            "ipv6_delegated_prefix": ctx.data.get("ipv6_delegated_prefix")
+            or ctx.data.get("static_ipv6_prefix"),
+            "ipv6_wan_prefix": ctx.data.get("ipv6_wan_prefix"),
+        }
+        values = {
+            FRAMED_IP: framed_ip,
+            **ipv6_reply(
+                {
+                    "delegated_prefix": prefixes["ipv6_delegated_prefix"],
+                    "wan_prefix": prefixes["ipv6_wan_prefix"],
+                }
+            ),
+        }
+        self.store.set_framed(
+            username=ctx.intent["username"], owner=str(ctx.workflow_id), values=values
         )
+        present = {k: v for k, v in prefixes.items() if v}
         return StepResult(
-            output={"framed_ip": framed_ip},
+            output={"framed_ip": framed_ip, **present},
             compensation={"username": ctx.intent["username"]},
-            context={"ipv4_address": framed_ip},
-            workflow_output={"ipv4_address": framed_ip},
+            context={"ipv4_address": framed_ip, **present},
+            workflow_output={"ipv4_address": framed_ip, **present},
         )
 
     def compensate(self, ctx: StepContext) -> None:
         self.store.clear_framed_ip(username=ctx.intent["username"], owner=str(ctx.workflow_id))
+
+
+class ReassignIpv6Prefix(Step):
+    """A plan change's IPv6 move, in RADIUS: the account's IPv6 attributes name the prefixes
+    from the new plan's pools (none, if it is IPv4-only); undo names the old ones again."""
+
+    @cached_property
+    def store(self) -> RadiusStore:
+        return RadiusStore.from_settings(get_settings())
+
+    def skip(self, ctx: StepContext) -> str | None:
+        return None if ctx.data.get("ipv6_moves") else "the IPv6 pools stay the same"
+
+    def plan(self, ctx: StepContext) -> dict[str, Any]:
+        return {
+            "idempotency_key": ctx.idempotency_key,
+            "username": ctx.data["username"],
+            "owner": ctx.data["radius_owner"],
+            "old": (ctx.data.get("resources") or {}).get("ipv6"),
+        }
+
+    def execute(self, ctx: StepContext) -> StepResult:
+        new = ctx.data.get("new_ipv6")
+        self.store.set_framed(
+            username=ctx.intent["username"], owner=ctx.intent["owner"], values=ipv6_reply(new)
+        )
+        return StepResult(output={"ipv6": new})
+
+    def compensate(self, ctx: StepContext) -> None:
+        intent = ctx.intent
+        if self.store.owner_of(intent["username"]) != intent["owner"]:
+            return  # no account of ours: nothing can have changed on it
+        self.store.set_framed(
+            username=intent["username"], owner=intent["owner"], values=ipv6_reply(intent["old"])
+        )
 
 
 class MoveRadiusGroup(Step):

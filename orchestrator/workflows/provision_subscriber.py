@@ -5,16 +5,21 @@ The graph (each step touches one system; arrows point at what a step needs first
     stage 0                      stage 1              stage 2
     create_customer ──────────▶ create_subscriber ──┐
     create_radius_account ──┐                       │
-    allocate_ip ────────────┴─▶ assign_framed_ip ───┤
+    allocate_ip ────────────┼─▶ assign_framed_ip ───┤
+    allocate_ipv6_prefix ───┘                       │
     activate_onu ───────────────────────────────────┼──▶ create_billing_service
     configure_cpe ──────────────────────────────────┘
 
-Why these edges: the subscriber row needs the customer; the framed address needs both the
-RADIUS account and the NetBox address; billing is the commit point that makes the subscriber
-``active``, so it waits for everything. Nothing else needs anything: the ONU service, the CPE
-push, the RADIUS account and the address only need the request (the subscriber's id is chosen
-at submission, so the CPE tag can name it before the row exists). The critical path is
-activate_onu (ONOS, the slowest system) then billing.
+Why these edges: the subscriber row needs the customer; the framed addresses need the RADIUS
+account, the NetBox address and the NetBox IPv6 prefixes (skipped on an IPv4-only plan or with
+``static_ipv6_prefix``); billing is the commit point that makes the subscriber ``active``, so it
+waits for everything. Nothing else needs anything: the ONU service, the CPE push, the RADIUS
+account and the addresses only need the request (the subscriber's id is chosen at submission, so
+the CPE tag can name it before the row exists). The critical path is activate_onu (ONOS, the
+slowest system) then billing.
+
+Versions: v1 is the sequential chain that ran before the graph, v2 the graph without IPv6, v3
+this one; all stay registered for workflows started on them.
 """
 
 from __future__ import annotations
@@ -118,7 +123,24 @@ V1_STEPS = (
     replace(STEPS[7], depends_on=("allocate_ip", "activate_onu", "configure_cpe")),
 )
 registry.register(WorkflowDefinition(name=NAME, version=1, steps=V1_STEPS))
-DEFINITION = registry.register(WorkflowDefinition(name=NAME, version=2, steps=STEPS))
+#: Version 2, the graph before IPv6: kept for workflows started on it.
+registry.register(WorkflowDefinition(name=NAME, version=2, steps=STEPS))
+
+V3_STEPS = (
+    *STEPS[:4],
+    StepDefinition(
+        name="allocate_ipv6_prefix",
+        system="netbox",
+        task="tasks.netbox.allocate_ipv6_prefix",
+        compensation="tasks.netbox.release_ipv6_prefix",
+        timeout=30,
+    ),
+    STEPS[4],
+    STEPS[5],
+    replace(STEPS[6], depends_on=("create_radius_account", "allocate_ip", "allocate_ipv6_prefix")),
+    STEPS[7],
+)
+DEFINITION = registry.register(WorkflowDefinition(name=NAME, version=3, steps=V3_STEPS))
 
 
 def generate_password() -> str:

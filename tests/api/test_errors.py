@@ -189,3 +189,15 @@ def test_bad_input_leaves_nothing_behind(api, tenant, plan, globex_plan):
     # Then each was refused and no row of any kind was written
     assert all(400 <= status < 500 for status in statuses), statuses
     assert row_counts("hygiene") == before
+
+
+@pytest.mark.parametrize("opener", ["[", '{"a":'])
+def test_a_deeply_nested_body_is_400_like_any_malformed_body(api, operator_key, opener):
+    # Given a body nested 5,000 levels deep: valid JSON, but deeper than the parser can recurse
+    closer = "]" if opener == "[" else "}"
+    body = opener * 5000 + "1" + closer * 5000
+    response = api.post(
+        PROVISION, data=body, content_type="application/json", headers=auth(operator_key)
+    )
+    # Then it is a 400 malformed body, not a 500
+    assert error_of(response, 400)["code"] == "malformed_json"

@@ -90,6 +90,7 @@ def test_every_task_the_real_definitions_name_is_registered(celery_app):
             "configure_cpe",
             "create_radius_account",
             "allocate_ip",
+            "allocate_ipv6_prefix",
             "create_customer",
         ),
         ("create_subscriber", "assign_framed_ip"),

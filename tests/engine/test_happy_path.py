@@ -27,6 +27,7 @@ def test_provisioning_completes_and_radius_accepts(
         "create_subscriber": "completed",
         "create_radius_account": "completed",
         "allocate_ip": "completed",
+        "allocate_ipv6_prefix": "skipped",  # the plan has no IPv6 pool
         "assign_framed_ip": "completed",
         "activate_onu": "completed",
         "configure_cpe": "skipped",  # no CPE serial in the request
@@ -63,6 +64,7 @@ def test_workflow_detail_shows_steps_and_events(client, worker, plan, operator_k
         ("configure_cpe", 0),
         ("create_radius_account", 0),
         ("allocate_ip", 0),
+        ("allocate_ipv6_prefix", 0),
         ("create_customer", 0),
         ("create_subscriber", 1),
         ("assign_framed_ip", 1),
@@ -81,6 +83,6 @@ def test_workflow_detail_shows_steps_and_events(client, worker, plan, operator_k
     kinds = [e["kind"] for e in detail["events"]]
     assert kinds[0] == "workflow_created"
     assert kinds.count("step_completed") == 7
-    assert kinds.count("step_skipped") == 1
+    assert kinds.count("step_skipped") == 2
     assert "password" not in detail["input"]
     assert body["password"] not in str(detail)

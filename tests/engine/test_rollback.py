@@ -22,6 +22,9 @@ from tests.support.workflows import (
 )
 
 STEP_NAMES = [step.name for step in PROVISION_SUBSCRIBER.steps]
+#: The session's plan has no IPv6 pool, so its prefix step is skipped here; its failures and
+#: their rollback are tested in tests/network/test_dual_stack.py.
+FAILING_STEPS = [name for name in STEP_NAMES if name != "allocate_ipv6_prefix"]
 NO_RADIUS_ROWS = {"radcheck": 0, "radreply": 0, "radusergroup": 0}
 NO_ROWS = {"customers": 0, "subscribers": 0, "billing_services": 0}
 
@@ -30,7 +33,7 @@ def radius_rows(username: str) -> dict[str, int]:
     return RadiusStore.from_settings(get_settings()).account_rows(username)
 
 
-@pytest.mark.parametrize("failing_step", STEP_NAMES)
+@pytest.mark.parametrize("failing_step", FAILING_STEPS)
 def test_permanent_failure_at_each_step_rolls_everything_back(
     failing_step, client, worker, plan, operator_key, radius_server
 ):
@@ -65,7 +68,9 @@ def test_permanent_failure_at_each_step_rolls_everything_back(
     assert not siblings or started & set(siblings), "no sibling was in flight"
     assert set(undone) == started
     assert all(rows[name].status.value == "compensated" for name in started)
-    assert all(rows[name].status.value == "pending" for name in set(STEP_NAMES) - started)
+    assert all(
+        rows[name].status.value in ("pending", "skipped") for name in set(STEP_NAMES) - started
+    )
 
 
 def test_effect_without_bookkeeping_is_compensated(

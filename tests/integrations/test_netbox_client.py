@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 from concurrent.futures import ThreadPoolExecutor
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
@@ -69,6 +71,7 @@ def test_the_post_has_the_shape_netbox_documents(
 
 
 def test_a_v2_token_is_sent_as_bearer(sim: SimulatorHandle) -> None:
+    sim.control("POST", "config", {"netbox_tokens": ["nbt_abc123.secretpart"]}, expect=200)
     make_client(sim, token="nbt_abc123.secretpart").allocate_ip(PREFIX, "sub-1")
     assert {r["auth_scheme"] for r in sim.requests("netbox")} == {"Bearer"}
 
@@ -211,3 +214,132 @@ def test_the_token_appears_in_no_error_or_repr(sim: SimulatorHandle, netbox: Net
     assert TOKEN not in str(raised.value)
     assert TOKEN not in repr(raised.value.to_dict())
     assert TOKEN not in repr(netbox)
+
+
+# -- IPv6 prefixes and the findings of issue 8 item 6 ----------------------------------------
+
+POOL = "2001:db8:100::/40"
+
+
+def add_pool(sim: SimulatorHandle, prefix: str = POOL) -> int:
+    return int(sim.control("POST", "prefixes", {"prefix": prefix}, expect=201)["id"])
+
+
+def child_prefixes(sim: SimulatorHandle) -> list[tuple[str, str]]:
+    return [
+        (p["prefix"], p["description"])
+        for p in sim.state()["netbox"]["prefixes"]
+        if p["description"]
+    ]
+
+
+def test_a_prefix_is_carved_once_per_key(sim: SimulatorHandle, netbox: NetBoxClient) -> None:
+    pool_id = add_pool(sim)
+    first = netbox.allocate_prefix(POOL, 56, "sub-1")
+    again = netbox.allocate_prefix(POOL, 56, "sub-1")
+    wan = netbox.allocate_prefix(POOL, 64, "sub-1:wan")
+    assert first == again
+    assert first.prefix == "2001:db8:100::/56"
+    assert wan.prefix == "2001:db8:100:100::/64"
+    assert netbox.find_prefix_by_key("sub-1") == first
+    [post, _] = [r for r in sim.requests("netbox") if r["method"] == "POST"]
+    assert post["path"] == f"/api/ipam/prefixes/{pool_id}/available-prefixes/"
+    assert post["body"] == {"prefix_length": 56, "status": "active", "description": "sub-1"}
+    assert netbox.release_prefixes_by_key("sub-1") == 1
+    assert netbox.release_prefixes_by_key("sub-1") == 0
+    assert child_prefixes(sim) == [("2001:db8:100:100::/64", "sub-1:wan")]
+
+
+def test_a_lost_answer_is_adopted_not_repeated(sim: SimulatorHandle, netbox: NetBoxClient) -> None:
+    pool_id = add_pool(sim)
+    sim.fault("netbox", f"^POST /api/ipam/prefixes/{pool_id}/available-prefixes/", "after_effect")
+    with pytest.raises(TransientError):
+        netbox.allocate_prefix(POOL, 56, "sub-1")
+    assert netbox.allocate_prefix(POOL, 56, "sub-1").prefix == "2001:db8:100::/56"
+    assert child_prefixes(sim) == [("2001:db8:100::/56", "sub-1")]
+
+
+def test_a_full_pool_is_permanent_and_names_the_pool(
+    sim: SimulatorHandle, netbox: NetBoxClient
+) -> None:
+    add_pool(sim, "2001:db8:200::/63")
+    netbox.allocate_prefix("2001:db8:200::/63", 64, "a")
+    netbox.allocate_prefix("2001:db8:200::/63", 64, "b")
+    with pytest.raises(PermanentError) as raised:
+        netbox.allocate_prefix("2001:db8:200::/63", 64, "c")
+    assert raised.value.status == 409
+    assert "no free /64 left in the pool 2001:db8:200::/63" in str(raised.value)
+
+
+def test_prefix_exists(sim: SimulatorHandle, netbox: NetBoxClient) -> None:
+    add_pool(sim)
+    assert netbox.prefix_exists(POOL)
+    assert not netbox.prefix_exists("2001:db8:9900::/40")
+
+
+@pytest.mark.parametrize("kind", ["address", "prefix"])
+def test_duplicates_of_a_key_are_released_but_the_oldest(
+    sim: SimulatorHandle, netbox: NetBoxClient, kind: str
+) -> None:
+    # Given a lost race left three objects carrying one key
+    pool_id = add_pool(sim)
+    path, item = (
+        ("1/available-ips/", {"description": "dup"})
+        if kind == "address"
+        else (f"{pool_id}/available-prefixes/", {"prefix_length": 56, "description": "dup"})
+    )
+    made = requests.post(
+        f"{sim.netbox_url}/api/ipam/prefixes/{path}",
+        headers={"Authorization": f"Token {TOKEN}"},
+        json=[item, item, item],
+        timeout=5,
+    ).json()
+    # When the key is looked up (as a retry of the step does)
+    find = netbox.find_ip_by_key if kind == "address" else netbox.find_prefix_by_key
+    kept = find("dup")
+    # Then the oldest is kept and the others are released, not left allocated
+    assert kept is not None and kept.id == made[0]["id"]
+    state = sim.state()["netbox"]
+    holders = state["ip_addresses"] if kind == "address" else state["prefixes"]
+    assert [o["id"] for o in holders if o["description"] == "dup"] == [made[0]["id"]]
+
+
+class _HtmlNotFound(BaseHTTPRequestHandler):
+    """What NetBox (Django) answers for a path it does not know: a page of HTML."""
+
+    def do_GET(self) -> None:  # http.server's naming
+        body = b"<!DOCTYPE html><html><head><title>Page Not Found</title></head></html>"
+        self.send_response(404)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_an_html_answer_is_named_not_quoted() -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _HtmlNotFound)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/netbox"
+        wrong = NetBoxClient(url, TOKEN, retry=RetryPolicy(attempts=1))
+        with pytest.raises(PermanentError) as raised:
+            wrong.release_by_key("sub-1")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert "<" not in str(raised.value)
+    assert "text/html" in str(raised.value)
+    assert raised.value.status == 404
+    assert not isinstance(raised.value, ResourceNotFound)
+
+
+def test_an_unknown_token_is_a_permanent_403(sim: SimulatorHandle) -> None:
+    with pytest.raises(PermanentError) as raised:
+        make_client(sim, token="f" * 40).find_ip_by_key("sub-1")
+    assert raised.value.status == 403
+    assert "Invalid v1 token" in str(raised.value)
+    assert "f" * 40 not in str(raised.value)

@@ -100,7 +100,7 @@ def test_a_service_never_programmed_is_transient_after_the_bound(sim: SimulatorH
     clock = FakeClock()
     with pytest.raises(TransientError) as raised:
         make_client(sim, "rocks", clock=clock).activate_service(PORT, 100, 200, 64)
-    assert "not programmed" in str(raised.value)
+    assert "not listed" in str(raised.value)
     assert clock.now >= 2.0
     assert clock.sleeps == 8  # 2 s of 0.25 s polls, no more
     assert posts(sim) == 1
@@ -170,3 +170,70 @@ def test_deactivate_failing_while_programmed_is_transient(
     assert programmed(sim) == [(PORT, 100, 200, 64)]
     by_target = sim.state()["counters"]["onos"]["by_target"]
     assert by_target["DELETE /onos/olt/oltapp/services/BBSM00000001-1/100/200/64"] == 3
+
+
+def test_a_port_sadis_does_not_know_is_refused_for_good(
+    sim: SimulatorHandle, onos: OnosClient
+) -> None:
+    # Given a UNI without a SADIS entry: the olt app answers the POST with 204
+    sim.control("DELETE", f"sadis/{PORT}", expect=200)
+    # When we activate, Then it is a permanent failure that names the cause, posted once
+    with pytest.raises(PermanentError) as raised:
+        onos.activate_service(PORT, 100, 200, 64)
+    assert raised.value.status == 204
+    assert f"SADIS has no entry for {PORT}" in str(raised.value)
+    assert posts(sim) == 1
+    assert programmed(sim) == []
+
+
+def test_tags_sadis_does_not_offer_are_refused_for_good(
+    sim: SimulatorHandle, onos: OnosClient
+) -> None:
+    with pytest.raises(PermanentError) as raised:
+        onos.activate_service(PORT, 100, 999, 64)
+    assert "has no service s100/c999/tp64" in str(raised.value)
+    assert "s100/c200/tp64" in str(raised.value)  # what SADIS does offer
+    assert programmed(sim) == []
+
+
+def test_a_service_requested_already_is_adopted_when_exactly_ours(sim: SimulatorHandle) -> None:
+    # Given ONOS lists nothing yet for a service someone already requested (its flows are slow)
+    sim.add_onu("BBSM00000001")
+    sim.control("POST", "config", {"onos_program_delay_ms": 300}, expect=200)
+    requests_sent = sim.session.post(
+        f"{sim.onos_url}/onos/olt/oltapp/services/{PORT}/100/200/64", auth=("onos", "rocks")
+    )
+    assert requests_sent.status_code == 200
+    client = OnosClient(sim.onos_url, "onos", "rocks", confirm_timeout=5, confirm_interval=0.05)
+    # When we activate the same service: 204, SADIS has it, so it was requested already
+    client.activate_service(PORT, 100, 200, 64)
+    # Then it is adopted once ONOS lists it, not requested twice
+    assert programmed(sim) == [(PORT, 100, 200, 64)]
+    assert posts(sim) == 2
+
+
+def test_a_refused_request_not_listed_is_permanent(sim: SimulatorHandle) -> None:
+    # Given a service requested already whose flows never start (its bandwidth profile is unknown)
+    sim.add_onu(
+        "BBSM00000001",
+        services=[{"s_tag": 100, "c_tag": 200, "tp_id": 64, "downstream_bp": "Missing"}],
+    )
+    sim.session.post(
+        f"{sim.onos_url}/onos/olt/oltapp/services/{PORT}/100/200/64", auth=("onos", "rocks")
+    )
+    with pytest.raises(PermanentError) as raised:
+        make_client(sim, "rocks").activate_service(PORT, 100, 200, 64)
+    assert "already requested" in str(raised.value)
+
+
+def test_deactivate_that_removes_nothing_while_listed_fails(
+    sim: SimulatorHandle, onos: OnosClient
+) -> None:
+    # Given a programmed service whose SADIS entry was emptied since: DELETE answers 204
+    onos.activate_service(PORT, 100, 200, 64)
+    sim.control("DELETE", f"sadis/{PORT}", expect=200)
+    # Then the removal is not taken as done: the listing decides
+    with pytest.raises(PermanentError) as raised:
+        onos.deactivate_service(PORT, 100, 200, 64)
+    assert "removed nothing" in str(raised.value)
+    assert programmed(sim) == [(PORT, 100, 200, 64)]

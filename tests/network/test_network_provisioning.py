@@ -92,7 +92,10 @@ def test_all_seven_steps_reach_every_system(
     workflow_id, _ = submit(client, operator_key, body)
 
     assert wait_terminal(workflow_id).value == "completed"
-    assert all(s.status.value == "completed" for s in steps(workflow_id).values())
+    # the plan is IPv4-only: its IPv6 step is skipped (tests/network/test_dual_stack.py)
+    assert {n: s.status.value for n, s in steps(workflow_id).items()} == {
+        n: "skipped" if n == "allocate_ipv6_prefix" else "completed" for n in steps(workflow_id)
+    }
     state = sim.state()
     key = f"{workflow_id}:allocate_ip"
     addresses = [ip for ip in state["netbox"]["ip_addresses"] if ip["description"] == key]
@@ -270,4 +273,58 @@ def test_rollback_deletes_a_push_still_queued_for_an_offline_cpe(
     assert wait_terminal(workflow_id).value == "rolled_back"
     assert steps(workflow_id)["configure_cpe"].output["applied"] is False
     assert device(sim.state(), body["cpe_serial"])["tasks"] == []
+    assert_nothing_left(sim, body, workflow_id, radius_server)
+
+
+@pytest.mark.parametrize(
+    ("state", "named"),
+    [
+        ({"admin_state": "DISABLED"}, "admin_state DISABLED"),
+        ({"connect_status": "UNREACHABLE"}, "connect_status UNREACHABLE"),
+    ],
+)
+def test_an_onu_voltha_cannot_use_fails_for_good(
+    state, named, sim, client, worker, network_plan, operator_key, radius_server
+):
+    # Given an ONU that VOLTHA lists, but disabled or out of reach
+    body = provision_body(
+        network_plan.id,
+        discovered=False,
+        onu_serial=unique_serial(),
+        cpe_serial=unique_cpe_serial(),
+    )
+    sim.add_onu(body["onu_serial"], **state)
+    sim.add_cpe(body["cpe_serial"])
+
+    workflow_id, _ = submit(client, operator_key, body)
+
+    # Then activate_onu fails at once with the ONU's state, and nothing was asked of ONOS
+    assert wait_terminal(workflow_id).value == "rolled_back"
+    activate = steps(workflow_id)["activate_onu"]
+    assert activate.attempts == 1
+    assert activate.error["system"] == "voltha"
+    assert named in activate.error["message"]
+    posts = [r for r in sim.requests("onos") if r["method"] == "POST"]
+    assert [r for r in posts if body["onu_serial"] in r["path"]] == []
+    assert_nothing_left(sim, body, workflow_id, radius_server)
+
+
+def test_voltha_down_for_good_rolls_back_without_needing_voltha(
+    sim, client, worker, network_plan, operator_key, radius_server
+):
+    # Given VOLTHA's ListDevices failing on every call, so activate_onu never reaches ONOS
+    body = new_subscriber(sim, network_plan.id)
+    sim.fault("voltha", "^ListDevices$", "error", status=503, count=0)
+
+    workflow_id, _ = submit(client, operator_key, body)
+
+    # Then the undo asks ONOS only (where nothing was programmed): the workflow is rolled back,
+    # not failed, and names nothing left behind
+    assert wait_terminal(workflow_id, timeout=120).value == "rolled_back"
+    activate = steps(workflow_id)["activate_onu"]
+    assert activate.error["system"] == "voltha"
+    assert activate.status.value == "compensated"
+    assert all(s.status.value != "compensation_failed" for s in steps(workflow_id).values())
+    assert [r for r in sim.requests("onos") if r["method"] == "POST"] == []
+    sim.control("DELETE", "faults", expect=200)
     assert_nothing_left(sim, body, workflow_id, radius_server)

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-from types import SimpleNamespace
 from typing import Any
 from urllib.parse import quote
 
 import requests
 
-from simulators.access import AccessNetwork
-from simulators.genieacs import GenieAcsSim
 from simulators.server import seed_demo
+from simulators.world import World
 from tests.support.simulator_process import SimulatorHandle
 
 TR098_USER = "InternetGatewayDevice.WANDevice.1.WANConnectionDevice.1.WANPPPConnection.1.Username"
@@ -86,9 +84,8 @@ def test_cpes_carry_their_wan_mac_where_their_data_model_puts_it(sim: SimulatorH
 
 
 def test_demo_cpes_get_macs_from_their_index() -> None:
-    world = SimpleNamespace(access=AccessNetwork(), genieacs=GenieAcsSim())
-    world.access.reset()
-    seed_demo(world, 10)  # type: ignore[arg-type]  # only the two systems it seeds
+    world = World(onos_user="onos", onos_password="rocks", nas_secret="testing123")
+    seed_demo(world, 10)
     macs = {cpe.serial: cpe.mac for cpe in world.genieacs.devices.values()}
     assert macs["DEMOCPE0001"] == "02:DE:00:00:00:01"
     assert macs["DEMOCPE0010"] == "02:DE:00:00:00:0A"

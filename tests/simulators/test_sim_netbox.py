@@ -32,11 +32,32 @@ def test_requests_without_a_token_are_refused(sim: SimulatorHandle) -> None:
     assert response.json() == {"detail": "Authentication credentials were not provided."}
 
 
-def test_malformed_token_is_refused_and_v2_bearer_token_accepted(sim: SimulatorHandle) -> None:
-    bad = nb(sim, "GET", "ipam/prefixes/", headers={"Authorization": "Token short"})
-    assert bad.status_code == 403
-    bearer = nb(sim, "GET", "ipam/prefixes/", headers={"Authorization": "Bearer nbt_abc.def123"})
-    assert bearer.status_code == 200
+def test_tokens_are_checked_against_the_configured_set_like_netbox(sim: SimulatorHandle) -> None:
+    # Given NetBox knows the default v1 token and one v2 token
+    sim.control("POST", "config", {"netbox_tokens": [TOKEN, "nbt_abc.def123"]}, expect=200)
+
+    def status(header: str) -> tuple[int, str]:
+        answer = nb(sim, "GET", "ipam/prefixes/", headers={"Authorization": header})
+        return answer.status_code, answer.json()["detail"]
+
+    # Then a well-formed token it does not know is refused as NetBox words it
+    assert status("Token " + "f" * 40) == (403, "Invalid v1 token")
+    assert status("Token short") == (403, "Invalid v1 token")
+    assert status("Bearer nbt_abc.wrong") == (403, "Invalid v2 token")
+    assert status("Bearer nbt_nodot")[1].startswith("Invalid authorization header: Could not")
+    assert status("Token a b")[1].startswith("Invalid authorization header: Must be")
+    # and the known ones pass, v1 under either keyword, as NetBox reads them
+    assert nb(sim, "GET", "ipam/prefixes/", headers={"Authorization": f"Token {TOKEN}"}).ok
+    assert nb(sim, "GET", "ipam/prefixes/", headers={"Authorization": f"Bearer {TOKEN}"}).ok
+    assert nb(sim, "GET", "ipam/prefixes/", headers={"Authorization": "Bearer nbt_abc.def123"}).ok
+
+
+def test_a_reset_restores_the_default_token_set(sim: SimulatorHandle) -> None:
+    sim.control("POST", "config", {"netbox_tokens": ["other"]}, expect=200)
+    assert nb(sim, "GET", "ipam/prefixes/").status_code == 403
+    sim.reset()
+    assert nb(sim, "GET", "ipam/prefixes/").ok
+    assert sim.control("GET", "config")["netbox_tokens"] == [TOKEN]
 
 
 def test_pynetbox_reads_the_api_version_and_finds_a_prefix(sim: SimulatorHandle) -> None:
@@ -152,3 +173,86 @@ def test_concurrent_allocations_never_share_an_address(sim: SimulatorHandle) -> 
     assert {r.status_code for r in responses} == {201}
     addresses = [r.json()["address"] for r in responses]
     assert len(set(addresses)) == 40
+
+
+# -- available-prefixes (netbox/ipam/api/views.py AvailablePrefixesView) ---------------------
+
+POOL = "2001:db8:100::/40"
+
+
+def add_pool(sim: SimulatorHandle, prefix: str = POOL) -> int:
+    created: dict[str, Any] = sim.control("POST", "prefixes", {"prefix": prefix}, expect=201)
+    return int(created["id"])
+
+
+def carve(sim: SimulatorHandle, pool_id: int, body: Any) -> requests.Response:
+    return nb(sim, "POST", f"ipam/prefixes/{pool_id}/available-prefixes/", json=body)
+
+
+def test_child_prefixes_are_first_fit_and_become_prefixes(sim: SimulatorHandle) -> None:
+    pool = add_pool(sim)
+    first = carve(sim, pool, {"prefix_length": 56, "description": "k1"})
+    second = carve(sim, pool, {"prefix_length": 56, "description": "k2"})
+    assert (first.status_code, second.status_code) == (201, 201)
+    assert first.json()["prefix"] == "2001:db8:100::/56"
+    assert second.json()["prefix"] == "2001:db8:100:100::/56"
+    assert first.json()["status"]["value"] == "active"
+    assert first.json()["_depth"] == 1
+    # a list in, a list out; the whole pool minus what was taken stays free, in address order
+    both = carve(sim, pool, [{"prefix_length": 64}, {"prefix_length": 60}])
+    assert [p["prefix"] for p in both.json()] == ["2001:db8:100:200::/64", "2001:db8:100:210::/60"]
+    found = nb(sim, "GET", "ipam/prefixes/", params={"description": "k2"}).json()
+    assert [p["prefix"] for p in found["results"]] == ["2001:db8:100:100::/56"]
+
+
+def test_the_get_lists_every_free_block_without_paging(sim: SimulatorHandle) -> None:
+    pool = add_pool(sim, "2001:db8:300::/60")
+    carve(sim, pool, {"prefix_length": 62})
+    free = nb(sim, "GET", f"ipam/prefixes/{pool}/available-prefixes/", params={"limit": 1}).json()
+    assert free == [
+        {"family": 6, "prefix": "2001:db8:300:4::/62", "vrf": None},
+        {"family": 6, "prefix": "2001:db8:300:8::/61", "vrf": None},
+    ]
+
+
+def test_a_full_pool_is_409_and_bad_lengths_are_400_lists(sim: SimulatorHandle) -> None:
+    pool = add_pool(sim, "2001:db8:400::/63")
+    assert carve(sim, pool, {"prefix_length": 64}).status_code == 201
+    # a list asking for more than is free is refused whole
+    refused = carve(sim, pool, [{"prefix_length": 64}, {"prefix_length": 64}])
+    assert (refused.status_code, refused.json()) == (409, {"detail": FULL})
+    assert carve(sim, pool, {"prefix_length": 64}).status_code == 201
+    full = carve(sim, pool, {"prefix_length": 64})
+    assert (full.status_code, full.json()) == (409, {"detail": FULL})
+    # larger than the free space, or than the pool: nothing fits either
+    assert carve(sim, add_pool(sim, "2001:db8:500::/56"), {"prefix_length": 48}).status_code == 409
+    missing = carve(sim, pool, {"description": "x"})
+    assert (missing.status_code, missing.json()) == (
+        400,
+        [{"prefix_length": ["this field can not be missing"]}],
+    )
+    assert carve(sim, pool, {"prefix_length": "64"}).json() == [
+        {"prefix_length": ["this field must be int type"]}
+    ]
+    assert carve(sim, pool, {"prefix_length": 129}).json() == [
+        {"prefix_length": ["Invalid prefix length (129) for IPv6"]}
+    ]
+    assert carve(sim, 999, {"prefix_length": 64}).status_code == 404
+
+
+def test_a_deleted_child_prefix_is_free_again(sim: SimulatorHandle) -> None:
+    pool = add_pool(sim, "2001:db8:600::/63")
+    child = carve(sim, pool, {"prefix_length": 64}).json()
+    assert nb(sim, "DELETE", f"ipam/prefixes/{child['id']}/").status_code == 204
+    assert nb(sim, "DELETE", f"ipam/prefixes/{child['id']}/").status_code == 404
+    assert carve(sim, pool, {"prefix_length": 64}).json()["prefix"] == child["prefix"]
+
+
+def test_concurrent_prefix_allocations_never_overlap(sim: SimulatorHandle) -> None:
+    pool = add_pool(sim, "2001:db8:700::/48")
+    with ThreadPoolExecutor(max_workers=10) as executor:
+        answers = list(
+            executor.map(lambda i: carve(sim, pool, {"prefix_length": 56}).json(), range(40))
+        )
+    prefixes = {a["prefix"] for a in answers}
+    assert len(prefixes) == 40

@@ -58,7 +58,7 @@ def test_a_service_on_a_discovered_onu_is_programmed(sim: SimulatorHandle) -> No
 
 def test_programmed_subscribers_filter_by_device_and_port(sim: SimulatorHandle) -> None:
     first = sim.add_onu("BBSM00000001")
-    second = sim.add_onu("BBSM00000002")
+    second = sim.add_onu("BBSM00000002", c_tag=201)
     onos(sim, "POST", service("BBSM00000001-1"))
     onos(sim, "POST", service("BBSM00000002-1", c=201))
     device = first["of_device_id"]
@@ -97,6 +97,74 @@ def test_an_unreachable_onus_port_is_down_and_not_programmed(sim: SimulatorHandl
     assert entries(sim) == []
 
 
+def test_a_port_without_a_sadis_entry_is_refused_with_204(sim: SimulatorHandle) -> None:
+    # Given an ONU whose UNI SADIS knows nothing about
+    sim.add_onu("BBSM00000001")
+    sim.control("DELETE", "sadis/BBSM00000001-1", expect=200)
+    # When the tagged POST arrives, Then the olt app refuses it and programs nothing
+    assert onos(sim, "POST", service("BBSM00000001-1")).status_code == 204
+    assert entries(sim) == []
+    assert sim.state()["onos"]["pending_subscribers"] == []
+    response = onos(sim, "GET", "sadis/subscriber/BBSM00000001-1")
+    assert (response.status_code, response.json()["message"]) == (404, "Subscriber not found")
+
+
+def test_only_a_service_with_exactly_these_tags_is_accepted(sim: SimulatorHandle) -> None:
+    sim.add_onu("BBSM00000001", s_tag=100, c_tag=200, tp_id=64)
+    for s, c, tp in ((100, 201, 64), (101, 200, 64), (100, 200, 65)):
+        assert onos(sim, "POST", service("BBSM00000001-1", s, c, tp)).status_code == 204
+    assert onos(sim, "POST", service("BBSM00000001-1", 100, 200, 64)).status_code == 200
+    assert len(entries(sim)) == 1
+
+
+def test_a_service_already_requested_is_refused_with_204(sim: SimulatorHandle) -> None:
+    sim.add_onu("BBSM00000001")
+    assert onos(sim, "POST", service("BBSM00000001-1")).status_code == 200
+    assert onos(sim, "POST", service("BBSM00000001-1")).status_code == 204
+    assert len(entries(sim)) == 1
+
+
+def test_sadis_shows_the_ports_entry_and_control_adds_services(sim: SimulatorHandle) -> None:
+    # Given a discovered ONU: SADIS has the demo plans' two services for its UNI
+    sim.add_onu("BBSM00000001")
+    sim.control(
+        "POST", "sadis", {"port_name": "BBSM00000001-1", "s_tag": 300, "c_tag": 400, "tp_id": 66},
+        expect=201,
+    )  # fmt: skip
+    response = onos(sim, "GET", "sadis/subscriber/BBSM00000001-1")
+    assert response.status_code == 200
+    [entry] = response.json()["entry"]
+    assert entry["id"] == "BBSM00000001-1"
+    tags = [(t["ponSTag"], t["ponCTag"], t["technologyProfileId"]) for t in entry["uniTagList"]]
+    assert tags == [(100, 200, 64), (110, 210, 65), (300, 400, 66)]
+    assert set(entry["uniTagList"][0]) == TAG_INFO_FIELDS
+    profile = entry["uniTagList"][0]["upstreamBandwidthProfile"]
+    assert onos(sim, "GET", f"sadis/bandwidthprofile/{profile}").status_code == 200
+    assert onos(sim, "GET", "sadis/bandwidthprofile/Nope").status_code == 404
+    assert onos(sim, "POST", service("BBSM00000001-1", 300, 400, 66)).status_code == 200
+
+
+def test_a_service_naming_an_unknown_bandwidth_profile_is_never_listed(
+    sim: SimulatorHandle,
+) -> None:
+    # Given a SADIS service whose bandwidth profile does not exist: no meters, flows never start
+    sim.add_onu(
+        "BBSM00000001",
+        services=[{"s_tag": 100, "c_tag": 200, "tp_id": 64, "upstream_bp": "Missing"}],
+    )
+    assert onos(sim, "POST", service("BBSM00000001-1")).status_code == 200
+    assert entries(sim) == []
+    assert len(sim.state()["onos"]["pending_subscribers"]) == 1
+
+
+def test_delete_of_a_service_sadis_no_longer_has_does_nothing(sim: SimulatorHandle) -> None:
+    sim.add_onu("BBSM00000001")
+    onos(sim, "POST", service("BBSM00000001-1"))
+    sim.control("DELETE", "sadis/BBSM00000001-1", expect=200)
+    assert onos(sim, "DELETE", service("BBSM00000001-1")).status_code == 204
+    assert len(entries(sim)) == 1
+
+
 def test_delete_answers_200_then_204(sim: SimulatorHandle) -> None:
     sim.add_onu("BBSM00000001")
     onos(sim, "POST", service("BBSM00000001-1"))
@@ -117,3 +185,14 @@ def test_device_ports_carry_the_port_name(sim: SimulatorHandle) -> None:
     uni = next(p for p in ports if p["annotations"]["portName"] == "BBSM00000001-1")
     assert f"{uni['element']}/{uni['port']}" == onu["location"]
     assert uni["isEnabled"] is True
+
+
+def test_demo_onus_carry_both_demo_plans_services() -> None:
+    # make run's plans: fiber-100 on 100/200/64 and fiber-500 on 110/210/65 (a plan change)
+    from simulators.server import seed_demo
+    from simulators.world import World
+
+    world = World(onos_user="onos", onos_password="rocks", nas_secret="testing123")
+    seed_demo(world, 2)
+    tags = [(s["s_tag"], s["c_tag"], s["tp_id"]) for s in world.onos.sadis_entry("BBSM00000002-1")]
+    assert tags == [(100, 200, 64), (110, 210, 65)]

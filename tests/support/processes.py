@@ -20,7 +20,6 @@ from celery import Celery
 ROOT = Path(__file__).resolve().parents[2]
 VAR = ROOT / "var" / "test"
 CELERY = str(Path(sys.executable).with_name("celery"))
-QUEUES = "saga,database,radius,netbox,access,genieacs,nas"
 
 
 def _env(extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -36,6 +35,8 @@ class WorkerProcess:
     hostname: str = field(default="")
     #: Environment beyond the test process's own (a new deploy's settings, say).
     env: dict[str, str] = field(default_factory=dict)
+    #: The beat process started beside it (the sweeper's schedule), if any.
+    beat: BeatProcess | None = None
 
     def start(self, timeout: float = 60.0) -> None:
         self.hostname = f"test-{uuid.uuid4().hex[:8]}@localhost"
@@ -49,8 +50,6 @@ class WorkerProcess:
                 "worker",
                 "--loglevel",
                 "INFO",
-                "--queues",
-                QUEUES,
                 "--concurrency",
                 str(self.concurrency),
                 "--hostname",
@@ -101,6 +100,7 @@ class WorkerProcess:
 class BeatProcess:
     log_path: Path
     process: subprocess.Popen[bytes] | None = None
+    env: dict[str, str] = field(default_factory=dict)
 
     def start(self) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -110,7 +110,7 @@ class BeatProcess:
         self.process = subprocess.Popen(
             [CELERY, "-A", "tasks.app", "beat", "--loglevel", "INFO", "--schedule", str(schedule)],
             cwd=ROOT,
-            env=_env(),
+            env=_env(self.env),
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,

@@ -2,8 +2,9 @@
 
 Dictionaries come from Debian's FreeRADIUS (/usr/share/freeradius/), loaded through
 orchestrator/integrations/radius_dictionary.py. pyrad cannot parse the full ``dictionary`` there,
-so only the RFC 2865/2866/2869 and MikroTik ones are loaded: enough for User-Password,
-Framed-IP-Address, Framed-Protocol, Service-Type and Mikrotik-Rate-Limit.
+so only the RFC 2865/2866/2869/3162/4818 and MikroTik ones are loaded: enough for
+User-Password, Framed-IP-Address, Framed-IPv6-Prefix, Delegated-IPv6-Prefix, Framed-Protocol,
+Service-Type and Mikrotik-Rate-Limit.
 
 FreeRADIUS delays every Access-Reject by ``reject_delay`` (1 s by default): a rejected
 ``authenticate`` takes about a second.
@@ -25,6 +26,8 @@ DICTIONARY_FILES = (
     "dictionary.rfc2865",
     "dictionary.rfc2866",
     "dictionary.rfc2869",
+    "dictionary.rfc3162",  # Framed-IPv6-Prefix
+    "dictionary.rfc4818",  # Delegated-IPv6-Prefix
     "dictionary.mikrotik",
 )
 # Integrity of the exchange, not an answer: left out of RadiusReply.attributes.

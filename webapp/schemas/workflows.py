@@ -100,6 +100,14 @@ class ProvisionSubscriberSchema(RequestSchema):
         },
     )
     static_ipv4 = fields.String(load_default=None, metadata={"format": "ipv4"})
+    static_ipv6_prefix = fields.String(
+        load_default=None,
+        metadata={
+            "description": "the delegated IPv6 prefix (CIDR, /64 or shorter) instead of one "
+            "from the plan's pool",
+            "example": "2001:db8:ff00::/56",
+        },
+    )
     c_tag = int_field(load_default=None, minimum=1, maximum=4094)
 
     @validates("static_ipv4")
@@ -112,6 +120,18 @@ class ProvisionSubscriberSchema(RequestSchema):
             raise ValidationError("not an IPv4 address") from exc
         if address.is_multicast or address.is_loopback or address.is_unspecified:
             raise ValidationError("not a usable unicast address")
+
+    @validates("static_ipv6_prefix")
+    def _valid_ipv6_prefix(self, value: str | None, **_: Any) -> str | None:
+        if value is None:
+            return None
+        try:
+            network = ipaddress.IPv6Network(value, strict=True)
+        except ValueError as exc:
+            raise ValidationError("not an IPv6 CIDR prefix without host bits") from exc
+        if network.prefixlen > 64 or network.is_multicast or network.is_loopback:
+            raise ValidationError("not a delegable unicast prefix (/64 or shorter)")
+        return None
 
     @validates_schema
     def _one_customer(self, data: dict[str, Any], **_: Any) -> None:
