@@ -134,14 +134,20 @@ def step_rows(workflow: Workflow) -> dict[str, WorkflowStep]:
 def stalled_workflows(
     session: Session, now: datetime, stall_seconds: float, limit: int = 100
 ) -> list[Workflow]:
-    """Active workflows that nothing is working on or waiting for: no live lease, no retry
-    still to come, and no transition for ``stall_seconds`` (the time a published message may
-    take to be picked up).
+    """Active workflows quiet for ``stall_seconds`` (the time a published message may take to
+    be picked up) in which a step was lost: one still running (or undoing) whose lease ran
+    out, so its attempt is dead, whatever its siblings are doing; or, with nothing running and
+    no retry to come, whatever was to run next (a publish lost between commit and publish).
 
     SKIP LOCKED lets several sweepers (one per beat host) share the work without waiting.
     """
     live_lease = exists().where(
         WorkflowStep.workflow_id == Workflow.id, WorkflowStep.lease_expires_at > now
+    )
+    dead_attempt = exists().where(
+        WorkflowStep.workflow_id == Workflow.id,
+        WorkflowStep.status.in_((StepStatus.RUNNING, StepStatus.COMPENSATING)),
+        WorkflowStep.lease_expires_at <= now,
     )
     retry_to_come = exists().where(
         WorkflowStep.workflow_id == Workflow.id,
@@ -153,8 +159,7 @@ def stalled_workflows(
             .where(
                 Workflow.status.in_(WorkflowStatus.active()),
                 Workflow.updated_at < now - timedelta(seconds=stall_seconds),
-                ~live_lease,
-                ~retry_to_come,
+                dead_attempt | (~live_lease & ~retry_to_come),
             )
             .order_by(Workflow.updated_at)
             .limit(limit)
