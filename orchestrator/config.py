@@ -59,6 +59,23 @@ class Settings:
         default_factory=lambda: _env_float("HTTP_CONNECT_TIMEOUT", 3.05)
     )
     http_read_timeout: float = field(default_factory=lambda: _env_float("HTTP_READ_TIMEOUT", 10.0))
+    # Circuit breaker per external system (NetBox, ONOS, GenieACS, VOLTHA), shared by every
+    # worker through Redis: after CIRCUIT_FAILURE_THRESHOLD consecutive timeouts, connection
+    # failures or 5xx, calls fail fast for CIRCUIT_COOLDOWN_SECONDS, then one probe is let
+    # through (success closes it). 3 x a 10 s read timeout + the step's backoff keeps a hung
+    # system from holding a workflow for more than about a minute.
+    circuit_failure_threshold: int = field(
+        default_factory=lambda: _env_int("CIRCUIT_FAILURE_THRESHOLD", 3)
+    )
+    circuit_cooldown_seconds: float = field(
+        default_factory=lambda: _env_float("CIRCUIT_COOLDOWN_SECONDS", 30.0)
+    )
+    # Where the breakers keep their state (default: the broker's Redis).
+    circuit_redis_url: str = field(
+        default_factory=lambda: _env(
+            "CIRCUIT_REDIS_URL", _env("BROKER_URL", "redis://127.0.0.1:6379/0")
+        )
+    )
     # The NAS/BNG's RFC 5176 listener, where Disconnect-Requests end live PPPoE sessions.
     nas_address: str = field(default_factory=lambda: _env("NAS_ADDRESS", "127.0.0.1"))
     nas_coa_port: int = field(default_factory=lambda: _env_int("NAS_COA_PORT", 3799))
@@ -93,6 +110,28 @@ class Settings:
     workflow_deadline_seconds: float = field(
         default_factory=lambda: _env_float("WORKFLOW_DEADLINE_SECONDS", 3600.0)
     )
+
+    # Webhooks. Targets resolving to private, loopback, link-local or other non-global
+    # addresses are refused (at registration and again at every delivery, as DNS can change)
+    # unless this allows them: never in a shared deployment, where a tenant could make us
+    # POST into our own network.
+    webhook_allow_private_targets: bool = field(
+        default_factory=lambda: _env_bool("WEBHOOK_ALLOW_PRIVATE_TARGETS", False)
+    )
+    # A failed delivery is retried after base, 2 x base, ... (at most max) seconds, until
+    # WEBHOOK_RETRY_WINDOW seconds after its event; an endpoint that got nothing through in
+    # that window is disabled.
+    webhook_backoff_base: float = field(
+        default_factory=lambda: _env_float("WEBHOOK_BACKOFF_BASE", 30.0)
+    )
+    webhook_backoff_max: float = field(
+        default_factory=lambda: _env_float("WEBHOOK_BACKOFF_MAX", 3600.0)
+    )
+    webhook_retry_window: float = field(
+        default_factory=lambda: _env_float("WEBHOOK_RETRY_WINDOW", 86400.0)
+    )
+    # How long a receiver has to answer (connect and read each); a slow one counts as failed.
+    webhook_timeout: float = field(default_factory=lambda: _env_float("WEBHOOK_TIMEOUT", 5.0))
 
 
 @lru_cache(maxsize=1)

@@ -118,6 +118,16 @@ class TransientError(IntegrationError):
     retryable = True
 
 
+class CallTimedOut(TransientError):
+    """Raised when a call got no answer within the read timeout; its outcome is unknown. Not
+    retried inside the client: a hung system would cost one full timeout per try."""
+
+
+class CircuitOpen(TransientError):
+    """Raised without calling when the system's circuit breaker is open (it failed K times in a
+    row): the call was not made, so nothing happened; the step retries after its backoff."""
+
+
 class PermanentError(IntegrationError):
     """Raised when repeating the call cannot help: validation errors, conflicts, exhausted pools."""
 

@@ -88,6 +88,10 @@ def _route(world: World, request: Request) -> Reply:
             return _add_cpe(world, _body(request))
         case ("PATCH", ["cpes", serial]):
             return _update_cpe(world, serial, _body(request))
+        case ("POST", ["cpes", serial, "inform"]):
+            if world.genieacs.inform(serial) is None:
+                raise _Refused(404, f"no CPE {serial}")
+            return json_reply(200, _cpe_json(world, serial))
         case ("POST", ["prefixes"]):
             return _add_prefix(world, request, _body(request))
         case ("POST", ["nas", "sessions"]):
@@ -238,14 +242,34 @@ def _add_cpe(world: World, body: dict[str, Any]) -> Reply:
         )
     except ValueError as exc:
         raise _Refused(409, str(exc)) from exc
+    fail_tasks, fault_code = _task_faults(body)
+    if fail_tasks is not None or fault_code is not None:
+        world.genieacs.update_cpe(
+            serial, online=None, in_session=None, fail_tasks=fail_tasks, fault_code=fault_code
+        )
     return json_reply(201, _cpe_json(world, serial))
 
 
+def _task_faults(body: dict[str, Any]) -> tuple[int | None, str | None]:
+    """``fail_tasks``: the CPE refuses its next N tasks (and fault retries) with the CWMP
+    fault ``fault_code`` (default 9002, Internal error)."""
+    fail_tasks = _field(body, "fail_tasks", int)
+    if fail_tasks is not None and fail_tasks < 0:
+        raise _Refused(400, "fail_tasks must not be negative")
+    fault_code = _field(body, "fault_code", str)
+    if fault_code is not None and not (fault_code.isdigit() and len(fault_code) == 4):
+        raise _Refused(400, "fault_code must be a four-digit CWMP fault code, e.g. 9002")
+    return fail_tasks, fault_code
+
+
 def _update_cpe(world: World, serial: str, body: dict[str, Any]) -> Reply:
+    fail_tasks, fault_code = _task_faults(body)
     cpe = world.genieacs.update_cpe(
         serial,
         online=_field(body, "online", bool),
         in_session=_field(body, "in_session", bool),
+        fail_tasks=fail_tasks,
+        fault_code=fault_code,
     )
     if cpe is None:
         raise _Refused(404, f"no CPE {serial}")
@@ -286,6 +310,11 @@ def _configure(world: World, body: dict[str, Any]) -> Reply:
     for value in (hold_s, delay_ms):
         if value is not None and (isinstance(value, bool) or value < 0):
             raise _Refused(400, "values must be non-negative numbers")
+    retry_delay = _field(body, "genieacs_retry_delay_s", (int, float))
+    lock_wait = _field(body, "genieacs_lock_wait_s", (int, float))
+    for value in (retry_delay, lock_wait):
+        if value is not None and (isinstance(value, bool) or value < 0):
+            raise _Refused(400, "values must be non-negative numbers")
     tokens = _field(body, "netbox_tokens", list)
     if tokens is not None and not all(isinstance(t, str) and t for t in tokens):
         raise _Refused(400, "netbox_tokens must be a list of non-empty strings")
@@ -295,4 +324,8 @@ def _configure(world: World, body: dict[str, Any]) -> Reply:
         world.config.onos_program_delay_s = float(delay_ms) / 1000
     if tokens is not None:
         world.config.netbox_tokens = tuple(tokens)
+    if retry_delay is not None:
+        world.config.genieacs_retry_delay_s = float(retry_delay)
+    if lock_wait is not None:
+        world.config.genieacs_lock_wait_s = float(lock_wait)
     return json_reply(200, world.config.to_dict())

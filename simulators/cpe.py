@@ -109,6 +109,9 @@ class Cpe:
     tags: list[str] = field(default_factory=list)
     registered: str = field(default_factory=now)
     last_inform: str = field(default_factory=now)
+    #: how many of the next tasks (or fault retries) this CPE refuses, and with which CWMP code
+    fail_tasks: int = 0
+    fault_code: str = "9002"
 
     def document(self) -> dict[str, Any]:
         """The device as GenieACS stores it in MongoDB: nested objects, leaves with _value."""
@@ -151,6 +154,14 @@ def _coerce(value: Any, type_: str) -> Any:
 
 def apply_task(cpe: Cpe, task: dict[str, Any]) -> dict[str, Any] | None:
     """Runs a task on the CPE; returns a CWMP fault if the CPE refuses it (nothing changes)."""
+    if cpe.fail_tasks > 0:
+        # the control knob: this CPE refuses its next tasks, whatever they ask
+        cpe.fail_tasks -= 1
+        return {
+            "code": f"cwmp.{cpe.fault_code}",
+            "message": "Fault injected by the simulator",
+            "detail": {"faultCode": cpe.fault_code, "faultString": "Internal error"},
+        }
     name = task["name"]
     if name == "setParameterValues":
         for path, *_ in task["parameterValues"]:

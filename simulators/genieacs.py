@@ -6,6 +6,17 @@ MongoDB's rules apply (see ``simulators/mongo.py``). A CPE that is online
 and not in a session runs its queued tasks as soon as a task arrives with ``?connection_request``
 (200); otherwise the task stays queued (202 with the reason in the status line) until the CPE
 comes online through the control API, which stands for its next inform.
+
+Faults as in GenieACS (lib/cwmp.ts, lib/cwmp/db.ts, lib/api-functions.ts, lib/nbi.ts): a task
+the CPE refuses leaves a fault ``<device>:task_<id>`` holding the task's provisions (a JSON
+string of ``["value", path, value]``); the task is skipped while its fault exists; a new task with
+the same ``uniqueKey`` deletes the old task but **not** its fault; at an inform, the first fault
+whose ``timestamp + retry_delay * 2^retries`` has passed is retried: its provisions are applied
+again (success deletes the fault and its task, failure counts a retry). ``DELETE /tasks/<id>``
+deletes the task and its fault, ``DELETE /faults/<id>`` the fault and (for a task's) its task;
+both answer 503 "Device is in session" while the CPE is in a session. A POST with
+``?connection_request`` waits up to ``lock_wait`` seconds for the device's session to end, then
+queues the task (202 "Task queued but not processed").
 """
 
 from __future__ import annotations
@@ -15,6 +26,8 @@ import itertools
 import json
 import re
 import threading
+import time
+from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import unquote
@@ -34,6 +47,7 @@ VERSION = "1.2.13"
 _SEGMENT = r"([a-zA-Z0-9\-_%]+)"
 _DEVICE_TASKS = re.compile(rf"^/devices/{_SEGMENT}/tasks/?$")
 _TASK = re.compile(rf"^/tasks/{_SEGMENT}/?$")
+_FAULT = re.compile(r"^/faults/([a-zA-Z0-9\-_%:]+)/?$")
 _TAGS = re.compile(rf"^/devices/{_SEGMENT}/tags/{_SEGMENT}/?$")
 _DEVICE = re.compile(rf"^/devices/{_SEGMENT}/?$")
 _COLLECTION = re.compile(r"^/([a-zA-Z0-9_]+)/?$")
@@ -54,14 +68,27 @@ _QUEUED = "Task queued but not processed"
 class GenieAcsSim:
     name = "genieacs"
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        *,
+        retry_delay: Callable[[], float] = lambda: 300.0,
+        lock_wait: Callable[[], float] = lambda: 30.0,
+    ) -> None:
         self.lock = threading.Lock()
+        #: notified whenever a CPE's session ends (the NBI's wait for the session lock)
+        self.session_changed = threading.Condition(self.lock)
         self.devices: dict[str, Cpe] = {}
         #: queued tasks in insertion order, as GenieACS's tasks collection
         self.tasks: list[dict[str, Any]] = []
         #: task faults by "<device>:task_<id>", as GenieACS's faults collection
         self.faults: dict[str, dict[str, Any]] = {}
+        #: when each fault was last (re)tried, as epoch seconds (its "timestamp")
+        self._fault_times: dict[str, float] = {}
         self._ids = itertools.count(1)
+        #: cwmp.retryDelay in seconds (GenieACS: 300)
+        self.retry_delay = retry_delay
+        #: how long a connection-request POST waits for the session lock (GenieACS: 30 s)
+        self.lock_wait = lock_wait
 
     # -- state -------------------------------------------------------------------------------
 
@@ -70,6 +97,8 @@ class GenieAcsSim:
             self.devices.clear()
             self.tasks.clear()
             self.faults.clear()
+            self._fault_times.clear()
+            self.session_changed.notify_all()
 
     def add_cpe(
         self,
@@ -103,18 +132,38 @@ class GenieAcsSim:
         return cpe
 
     def update_cpe(
-        self, serial: str, *, online: bool | None, in_session: bool | None
+        self,
+        serial: str,
+        *,
+        online: bool | None,
+        in_session: bool | None,
+        fail_tasks: int | None = None,
+        fault_code: str | None = None,
     ) -> Cpe | None:
         with self.lock:
             cpe = next((c for c in self.devices.values() if c.serial == serial), None)
             if cpe is None:
                 return None
+            if fail_tasks is not None:
+                cpe.fail_tasks = fail_tasks
+            if fault_code is not None:
+                cpe.fault_code = fault_code
             if online is not None:
                 cpe.online = online
             if in_session is not None:
                 cpe.in_session = in_session
+                self.session_changed.notify_all()
             # a CPE that comes back (or ends its session) informs, and runs what is queued
-            if cpe.online and not cpe.in_session:
+            if (online is not None or in_session is not None) and cpe.online and not cpe.in_session:
+                self._session(cpe)
+            return cpe
+
+    def inform(self, serial: str) -> Cpe | None:
+        """The CPE informs (a periodic inform): queued tasks run, due faults are retried.
+        Nothing happens for a CPE that is offline or already in a session."""
+        with self.lock:
+            cpe = next((c for c in self.devices.values() if c.serial == serial), None)
+            if cpe is not None and cpe.online and not cpe.in_session:
                 self._session(cpe)
             return cpe
 
@@ -133,6 +182,10 @@ class GenieAcsSim:
                         "in_session": cpe.in_session,
                         "parameters": {path: p.value for path, p in cpe.params.items()},
                         "tags": list(cpe.tags),
+                        "fail_tasks": cpe.fail_tasks,
+                        "faults": [
+                            copy.deepcopy(f) for f in self.faults.values() if f["device"] == cpe.id
+                        ],
                         "tasks": [
                             {**task, "fault": self.faults.get(f"{cpe.id}:task_{task['_id']}")}
                             for task in self.tasks
@@ -169,6 +222,10 @@ class GenieAcsSim:
             if method != "POST":
                 return self._not_allowed("POST")
             return self._post_task(request, unquote(m[1]))
+        if m := _FAULT.match(path):
+            if method != "DELETE":
+                return self._not_allowed("DELETE")
+            return self._delete_fault(unquote(m[1]))
         if m := _TASK.match(path):
             if method != "DELETE":
                 return self._not_allowed("PUT DELETE")
@@ -255,8 +312,26 @@ class GenieAcsSim:
             if self.devices[task["device"]].in_session:
                 return text_reply(503, "Device is in session")
             self.tasks.remove(task)
-            self.faults.pop(f"{task['device']}:task_{task_id}", None)
+            self._drop_fault(f"{task['device']}:task_{task_id}")
         return text_reply(200)
+
+    def _delete_fault(self, fault_id: str) -> Reply:
+        # lib/api-functions.ts deleteFault: under the device's session lock; a task's fault
+        # takes its task along; deleting what is not there is no error
+        device_id, _, channel = fault_id.partition(":")
+        with self.lock:
+            cpe = self.devices.get(device_id)
+            if cpe is not None and cpe.in_session:
+                return text_reply(503, "Device is in session")
+            self._drop_fault(fault_id)
+            if channel.startswith("task_"):
+                task_id = channel[len("task_") :]
+                self.tasks = [t for t in self.tasks if t["_id"] != task_id]
+        return text_reply(200)
+
+    def _drop_fault(self, fault_id: str) -> None:
+        self.faults.pop(fault_id, None)
+        self._fault_times.pop(fault_id, None)
 
     def _post_task(self, request: Request, device_id: str) -> Reply:
         connection_request = "connection_request" in request.query
@@ -284,9 +359,13 @@ class GenieAcsSim:
                 if not cpe.in_session:
                     self._session(cpe)
                 return text_reply(200)
-            task = self._insert(cpe, task)
             if not connection_request:
-                return json_reply(202, task)
+                return json_reply(202, self._insert(cpe, task))
+            # lib/nbi.ts: acquireLock("cwmp_session_<id>", 5000, 30000) before inserting
+            self.session_changed.wait_for(lambda: not cpe.in_session, self.lock_wait())
+            if self.devices.get(device_id) is not cpe:  # reset or deleted meanwhile
+                return text_reply(404, "No such device")
+            task = self._insert(cpe, task)
             if cpe.in_session or not cpe.online:
                 reply = json_reply(202, task)
                 reply.reason = _QUEUED
@@ -306,13 +385,15 @@ class GenieAcsSim:
                 t for t in self.tasks if t["device"] == cpe.id and t.get("uniqueKey") == key
             ]
             for old in replaced:
+                # lib/api-functions.ts insertTasks: the task only; its fault stays (and will
+                # be retried)
                 self.tasks.remove(old)
-                self.faults.pop(f"{cpe.id}:task_{old['_id']}", None)
         self.tasks.append(task)
         return task
 
     def _session(self, cpe: Cpe) -> None:
-        """One CWMP session: every queued, unfaulted task of the CPE runs in order."""
+        """One CWMP session: every queued, unfaulted task of the CPE runs in order; then the
+        first fault whose retry is due is retried (lib/cwmp.ts applyPresets' whiteList)."""
         cpe.last_inform = now()
         for task in [t for t in self.tasks if t["device"] == cpe.id]:
             fault_id = f"{cpe.id}:task_{task['_id']}"
@@ -322,14 +403,48 @@ class GenieAcsSim:
             if fault is None:
                 self.tasks.remove(task)
             else:
-                self.faults[fault_id] = {
-                    "_id": fault_id,
-                    "device": cpe.id,
-                    "channel": f"task_{task['_id']}",
-                    "timestamp": cpe.last_inform,
-                    "retries": 0,
-                    **fault,
-                }
+                self._record_fault(cpe, fault_id, task, fault)
+        self._retry_due_fault(cpe)
+
+    def _record_fault(
+        self, cpe: Cpe, fault_id: str, task: dict[str, Any], fault: dict[str, Any]
+    ) -> None:
+        provisions = [
+            ["value", path, value] for path, value, *_ in task.get("parameterValues") or []
+        ]
+        self.faults[fault_id] = {
+            "_id": fault_id,
+            "device": cpe.id,
+            "channel": fault_id.partition(":")[2],
+            "timestamp": cpe.last_inform,
+            "retries": 0,
+            **fault,
+            # lib/cwmp/db.ts saveFault stores the provisions as a JSON string
+            "provisions": json.dumps(provisions),
+        }
+        self._fault_times[fault_id] = time.time()
+
+    def _retry_due_fault(self, cpe: Cpe) -> None:
+        for fault_id, fault in list(self.faults.items()):
+            if fault["device"] != cpe.id:
+                continue
+            due = self._fault_times.get(fault_id, 0.0) + self.retry_delay() * 2 ** fault["retries"]
+            if due > time.time():
+                continue
+            values = [
+                [path, value]
+                for kind, path, value, *_ in json.loads(fault["provisions"])
+                if kind == "value"
+            ]
+            refused = apply_task(cpe, {"name": "setParameterValues", "parameterValues": values})
+            if refused is None:
+                self._drop_fault(fault_id)
+                task_id = fault["channel"].removeprefix("task_")
+                self.tasks = [t for t in self.tasks if t["_id"] != task_id]
+            else:
+                fault.update(refused, retries=fault["retries"] + 1, timestamp=cpe.last_inform)
+                self._fault_times[fault_id] = time.time()
+            return
 
 
 def _task_problem(task: dict[str, Any]) -> str | None:

@@ -27,12 +27,18 @@ class SimConfig:
     onos_program_delay_s: float = 0.0
     #: the API tokens NetBox knows (v1 plaintexts, v2 as "nbt_<key>.<token>")
     netbox_tokens: tuple[str, ...] = DEFAULT_TOKENS
+    #: GenieACS's cwmp.retryDelay: a fault is retried at an inform this long (x 2^retries) later
+    genieacs_retry_delay_s: float = 300.0
+    #: how long a GenieACS POST with ?connection_request waits for the device's session lock
+    genieacs_lock_wait_s: float = 30.0
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "hold_s": self.hold_s,
             "onos_program_delay_ms": self.onos_program_delay_s * 1000,
             "netbox_tokens": list(self.netbox_tokens),
+            "genieacs_retry_delay_s": self.genieacs_retry_delay_s,
+            "genieacs_lock_wait_s": self.genieacs_lock_wait_s,
         }
 
 
@@ -57,7 +63,10 @@ class World:
             password=onos_password,
             program_delay=lambda: self.config.onos_program_delay_s,
         )
-        self.genieacs = GenieAcsSim()
+        self.genieacs = GenieAcsSim(
+            retry_delay=lambda: self.config.genieacs_retry_delay_s,
+            lock_wait=lambda: self.config.genieacs_lock_wait_s,
+        )
         # not mounted: the NAS speaks RADIUS over UDP (simulators/nas.py NasServer)
         self.nas = NasSim(nas_secret)
         self._mounts = [

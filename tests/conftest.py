@@ -63,6 +63,12 @@ os.environ.update(
         "STEP_TIMEOUT_CAP": "4",
         "SWEEP_INTERVAL": "1",
         "STALL_SECONDS": "3",
+        # Webhooks: receivers on loopback, and a "day" of retries that passes in seconds.
+        "WEBHOOK_ALLOW_PRIVATE_TARGETS": "1",
+        "WEBHOOK_BACKOFF_BASE": "0.2",
+        "WEBHOOK_BACKOFF_MAX": "1",
+        "WEBHOOK_RETRY_WINDOW": "4",
+        "WEBHOOK_TIMEOUT": "2",
         "FREERADIUS_DIR": str(VAR / "freeradius"),
         "RADIUS_DB_NAME": RADIUS_DB,
     }
@@ -84,6 +90,10 @@ os.environ.update(
         "NAS_TIMEOUT": "0.5",
         # A held request becomes a timeout quickly; the step's retries do the rest.
         "HTTP_READ_TIMEOUT": "1.5",
+        # Breakers open as by default (3 failures) but close again quickly, so a test's
+        # persistent fault never outlives the test by long (the `sim` fixture also closes them).
+        "CIRCUIT_FAILURE_THRESHOLD": "3",
+        "CIRCUIT_COOLDOWN_SECONDS": "5",
     }
 )
 os.environ.setdefault("RADIUS_AUTH_PORT", str(_free_udp_port()))
@@ -148,8 +158,10 @@ def simulators() -> Iterator[SimulatorHandle]:
 def sim(simulators: SimulatorHandle) -> Iterator[SimulatorHandle]:
     """The session's simulators, reset to their seed for this test (and its faults cleared)."""
     from orchestrator import faults
+    from orchestrator.integrations import circuit
 
     simulators.reset()
+    circuit.reset_all()
     yield simulators
     with contextlib.suppress(Exception):
         faults.clear()

@@ -1,11 +1,19 @@
-"""``GET /healthz``: 200 only when PostgreSQL and the broker both answer."""
+"""``GET /healthz``: 200 only when PostgreSQL and the broker both answer.
+
+``details.circuits`` shows each external system's circuit breaker (``closed``, ``open`` with the
+seconds until its probe, or ``half_open``). An open circuit does not make the API unhealthy: the
+API still takes and shows workflows; it tells the operator which system the workers gave up on.
+"""
 
 from __future__ import annotations
+
+from typing import Any
 
 from flask import Blueprint, current_app
 from sqlalchemy import text
 
 from orchestrator.db import get_engine
+from orchestrator.integrations import circuit
 
 blueprint = Blueprint("health", __name__)
 
@@ -24,7 +32,15 @@ def healthz():  # type: ignore[no-untyped-def]
         checks["broker"] = "ok"
     except Exception as exc:
         checks["broker"] = f"error: {type(exc).__name__}"
+    circuits: dict[str, Any]
+    try:
+        circuits = circuit.snapshot()
+    except Exception as exc:  # the breakers' store is the broker's Redis: reported above
+        circuits = {"error": type(exc).__name__}
     healthy = all(v == "ok" for v in checks.values())
-    return {"status": "ok" if healthy else "unavailable", "checks": checks}, (
-        200 if healthy else 503
-    )
+    body = {
+        "status": "ok" if healthy else "unavailable",
+        "checks": checks,
+        "details": {"circuits": circuits},
+    }
+    return body, (200 if healthy else 503)

@@ -1,8 +1,19 @@
 """GenieACS NBI: find a CPE by serial or WAN MAC, push PPPoE credentials as a task, tag devices.
 
 Tasks carry a ``uniqueKey``: a new task with the same key replaces a queued one, so pushing again
-after a lost answer leaves one task, not two. A 200 means the CPE applied the task in a session;
-a 202 means GenieACS queued it for the CPE's next inform, which is success for us too.
+after a lost answer leaves one task, not two. But the replaced task's **fault** stays (genieacs
+lib/api-functions.ts ``insertTasks`` deletes the task only), and GenieACS re-applies a fault's
+provisions by itself after ``cwmp.retryDelay`` (300 s x 2^retries) at a later inform: a rollback
+must delete our tasks *and* our faults (:meth:`GenieAcsClient.remove_pushes`).
+
+A push is sent **without** ``?connection_request``: GenieACS then inserts the task and answers
+202 at once. With it, the NBI first waits up to 30 s for the device's session lock and then up
+to 4 s + 120 s for the session, longer than any sane read timeout (and a client that gives up
+does not stop the insertion, which may then land after a rollback's clean-up). The session is
+asked for separately, by a bare connection request (``POST .../tasks?connection_request``
+without a body), which only sends the request to the CPE and does not wait for the lock or the
+session; a short poll of ``/tasks`` and ``/faults`` then tells an applied or a refused push
+from one still queued for the CPE's next inform (success for us too).
 """
 
 from __future__ import annotations
@@ -10,11 +21,12 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 from dataclasses import dataclass
 from typing import Any
 
 from orchestrator.config import Settings
-from orchestrator.errors import PermanentError, ResourceNotFound
+from orchestrator.errors import IntegrationError, PermanentError, ResourceNotFound
 from orchestrator.integrations.http import RestClient, RetryPolicy, Timeouts
 
 SYSTEM = "genieacs"
@@ -45,7 +57,9 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9_\-]")
 # GenieACS's tag route takes [A-Za-z0-9-_%]; requests un-escapes "%2E" and the like back to "."
 # (unreserved characters), so a tag outside this set cannot reach GenieACS intact
 _TAG = re.compile(r"^[A-Za-z0-9_\-]+$")
-_TASK_FAULTED = "Task faulted"
+#: How long a push waits after the connection request to see the CPE apply or refuse it.
+CONFIRM_SECONDS = 3.0
+_CONFIRM_POLL = 0.25
 
 
 @dataclass(frozen=True)
@@ -62,6 +76,14 @@ class TaskOutcome:
     task_id: str | None
     #: True when the CPE ran it in a session now; False when queued for its next inform
     applied: bool
+
+
+@dataclass(frozen=True)
+class Cleanup:
+    """What :meth:`GenieAcsClient.remove_pushes` deleted."""
+
+    task_ids: tuple[str, ...]
+    fault_ids: tuple[str, ...]
 
 
 def _segment(value: str) -> str:
@@ -81,6 +103,17 @@ def _canonical_mac(mac: str) -> str | None:
     return ":".join(digits[i : i + 2] for i in range(0, 12, 2)).upper()
 
 
+def _provisions(fault: dict[str, Any]) -> list[Any]:
+    """A fault's provisions: GenieACS stores them as a JSON string (lib/cwmp/db.ts saveFault)."""
+    raw = fault.get("provisions")
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw)
+        except ValueError:
+            return []
+    return raw if isinstance(raw, list) else []
+
+
 def _data_model(document: dict[str, Any]) -> str | None:
     if "Device" in document:
         return "tr181"
@@ -96,11 +129,18 @@ class GenieAcsClient:
         *,
         timeouts: Timeouts | None = None,
         retry: RetryPolicy | None = None,
+        confirm_seconds: float = CONFIRM_SECONDS,
     ) -> None:
         # the NBI has no authentication (it is meant to be reachable only from the back office)
         self._rest = RestClient(
-            SYSTEM, url, timeouts=timeouts or Timeouts(), retry=retry or RetryPolicy()
+            SYSTEM,
+            url,
+            timeouts=timeouts or Timeouts(),
+            retry=retry or RetryPolicy(),
+            # every 503 of the NBI is "Device is in session": one device, not GenieACS, is busy
+            healthy_statuses=frozenset({503}),
         )
+        self._confirm_seconds = confirm_seconds
 
     @classmethod
     def from_settings(cls, settings: Settings) -> GenieAcsClient:
@@ -196,13 +236,15 @@ class GenieAcsClient:
         *,
         operation: str,
         secrets: tuple[str, ...] = (),
+        confirm: bool = False,
     ) -> TaskOutcome:
         task = {"name": "setParameterValues", "parameterValues": values, "uniqueKey": unique_key}
         # Not retried here: a lost answer leaves the task queued, and the step's next attempt
-        # replaces it through the same uniqueKey.
+        # replaces it through the same uniqueKey. No ?connection_request (see the module doc):
+        # the NBI inserts the task and answers 202 without waiting for any lock or session.
         response = self._rest.request(
             "POST",
-            f"/devices/{_segment(device.device_id)}/tasks?connection_request",
+            f"/devices/{_segment(device.device_id)}/tasks",
             operation=operation,
             ok=(200, 202),
             idempotent=False,
@@ -212,24 +254,141 @@ class GenieAcsClient:
         )
         body = response.json()  # the task echoed back: it holds the password, never log it
         task_id = body.get("_id") if isinstance(body, dict) else None
-        if response.status_code == 202 and response.reason == _TASK_FAULTED:
-            # the CPE refused the values (a CWMP fault): repeating the same task cannot help
-            raise PermanentError(
-                f"{SYSTEM} {operation}: CPE {device.serial} refused the task (task {task_id})",
-                system=SYSTEM,
-                operation=operation,
-                status=202,
-                response={"task_id": task_id},
-            )
-        applied = response.status_code == 200
+        requested = self.connection_request(device)
+        applied = False
+        if confirm and requested and task_id:
+            applied = self._confirm(device, task_id, unique_key, operation=operation)
         log.info(
             "genieacs %s on %s: task %s %s",
             operation,
             device.serial,
             task_id,
-            "applied" if applied else f"queued ({response.reason})",
+            "applied" if applied else "queued for the CPE's next session",
         )
         return TaskOutcome(task_id=task_id, applied=applied)
+
+    def connection_request(self, device: CpeDevice) -> bool:
+        """Asks the CPE to open a session now (its queued tasks then run): True if the request
+        reached it. Best effort: a CPE that cannot be reached runs them at its next periodic
+        inform, and a failure here changes nothing that was queued."""
+        try:
+            self._rest.request(
+                "POST",
+                f"/devices/{_segment(device.device_id)}/tasks?connection_request",
+                operation="connection_request",
+                ok=(200,),
+                idempotent=False,
+            )
+        except IntegrationError as exc:
+            # 504 carries the reason, e.g. "Device is offline"
+            log.info("genieacs connection request to %s: %s", device.serial, exc)
+            return False
+        return True
+
+    def _confirm(self, device: CpeDevice, task_id: str, unique_key: str, *, operation: str) -> bool:
+        """True once the task is done; PermanentError if the CPE refused it (a CWMP fault);
+        False if it is still queued after ``confirm_seconds`` (it runs at a later session)."""
+        fault_id = f"{device.device_id}:task_{task_id}"
+        deadline = time.monotonic() + self._confirm_seconds
+        while True:
+            faults = self._query("faults", {"_id": fault_id}, operation=operation)
+            if faults:
+                fault = faults[0]
+                raise PermanentError(
+                    f"{SYSTEM} {operation}: CPE {device.serial} refused the task (task "
+                    f"{task_id}: {fault.get('code')} {fault.get('message')})",
+                    system=SYSTEM,
+                    operation=operation,
+                    status=202,
+                    response={"task_id": task_id, "fault": fault.get("code")},
+                )
+            tasks = self.find_tasks(device, unique_key)
+            if not any(t.get("_id") == task_id for t in tasks):
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(_CONFIRM_POLL)
+
+    def _query(
+        self, collection: str, query: dict[str, Any], *, operation: str
+    ) -> list[dict[str, Any]]:
+        response = self._rest.request(
+            "GET",
+            f"/{collection}/",
+            operation=operation,
+            idempotent=True,
+            params={"query": json.dumps(query)},
+        )
+        documents: list[dict[str, Any]] = response.json()
+        return documents
+
+    def find_tasks(self, device: CpeDevice, unique_key: str) -> list[dict[str, Any]]:
+        """The device's tasks that carry ``unique_key`` (at most one, unless raced)."""
+        return self._query(
+            "tasks", {"device": device.device_id, "uniqueKey": unique_key}, operation="find_tasks"
+        )
+
+    def find_faults(self, device: CpeDevice) -> list[dict[str, Any]]:
+        return self._query("faults", {"device": device.device_id}, operation="find_faults")
+
+    def delete_fault(self, fault_id: str) -> bool:
+        """Deletes a fault (and, for a task's fault, the task): True if it was there.
+
+        503 "Device is in session" is retried a few times, then left to the caller."""
+        try:
+            self._rest.request(
+                "DELETE",
+                f"/faults/{_segment(fault_id)}",
+                operation="delete_fault",
+                idempotent=True,
+                missing_means_gone=True,
+            )
+        except ResourceNotFound:
+            return False
+        return True
+
+    def remove_pushes(self, device: CpeDevice, unique_key: str, username: str | None) -> Cleanup:
+        """Deletes every task and fault of ours on the device, so nothing of a push can run or
+        be retried by GenieACS later.
+
+        Ours: the tasks that carry ``unique_key`` (``DELETE /tasks/<id>`` removes the task and
+        its fault), and the task faults whose provisions set the PPPoE username to
+        ``username``: those of pushes that a later task with the same key replaced (the task is
+        gone, its fault stays and would be retried).
+        """
+        task_ids = []
+        for task in self.find_tasks(device, unique_key):
+            if self.delete_task(task["_id"]):
+                task_ids.append(task["_id"])
+        fault_ids = []
+        if username:
+            marker = ["value", f"{self._ppp_root(device)}.Username", username]
+            for fault in self.find_faults(device):
+                ours = str(fault.get("channel", "")).startswith("task_") and (
+                    marker in _provisions(fault)
+                )
+                if ours and self.delete_fault(fault["_id"]):
+                    fault_ids.append(fault["_id"])
+        return Cleanup(tuple(task_ids), tuple(fault_ids))
+
+    def pppoe_username(self, device: CpeDevice) -> str | None:
+        """The PPPoE username GenieACS last saw on the CPE (None if it does not know)."""
+        path = f"{self._ppp_root(device)}.Username"
+        response = self._rest.request(
+            "GET",
+            "/devices/",
+            operation="pppoe_username",
+            idempotent=True,
+            params={"query": json.dumps({"_id": device.device_id}), "projection": path},
+        )
+        documents = response.json()
+        if not documents:
+            return None
+        node: Any = documents[0]
+        for segment in path.split("."):
+            node = node.get(segment) if isinstance(node, dict) else None
+        value = node.get("_value") if isinstance(node, dict) else None
+        return value if isinstance(value, str) else None
 
     def push_pppoe_credentials(
         self, device: CpeDevice, username: str, password: str, unique_key: str
@@ -245,6 +404,7 @@ class GenieAcsClient:
             unique_key,
             operation="push_pppoe_credentials",
             secrets=(password,),
+            confirm=True,
         )
 
     def clear_pppoe_credentials(self, device: CpeDevice, unique_key: str) -> TaskOutcome:
@@ -258,6 +418,7 @@ class GenieAcsClient:
             ],
             unique_key,
             operation="clear_pppoe_credentials",
+            confirm=True,
         )
 
     @staticmethod

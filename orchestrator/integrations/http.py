@@ -4,9 +4,13 @@
   hangs forever holds a worker forever.
 * Transport failures and status codes map to our error classes in one place
   (:func:`error_for_status`, :func:`transport_error`), so a client never decides by message text.
-* :func:`retry_idempotent` retries only what is safe to repeat (GET, DELETE, set-like POSTs);
-  a POST that creates something is never retried here: its outcome may be unknown, and the step
-  retries through a find-or-create instead.
+* :func:`retry_idempotent` retries only what is safe to repeat (GET, DELETE, set-like POSTs),
+  and only quick failures (refused connections, 5xx, 429): a read timeout already cost the whole
+  timeout, so it goes back to the step (and its backoff) instead of being repeated here. A POST
+  that creates something is never retried here: its outcome may be unknown, and the step retries
+  through a find-or-create instead.
+* Every request of a session built with a ``system`` passes that system's circuit breaker
+  (:mod:`orchestrator.integrations.circuit`), at the adapter, so pynetbox's calls do too.
 """
 
 from __future__ import annotations
@@ -18,9 +22,17 @@ from typing import Any, TypeVar
 
 import requests
 from requests.adapters import HTTPAdapter
-from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
-from orchestrator.errors import IntegrationError, PermanentError, ResourceNotFound, TransientError
+from orchestrator.errors import (
+    CallTimedOut,
+    CircuitOpen,
+    IntegrationError,
+    PermanentError,
+    ResourceNotFound,
+    TransientError,
+)
+from orchestrator.integrations.circuit import CircuitBreaker
 
 log = logging.getLogger(__name__)
 
@@ -51,22 +63,54 @@ class RetryPolicy:
 
 
 class _TimeoutAdapter(HTTPAdapter):
-    """Gives every request sent through the session our timeouts unless the call sets its own."""
+    """Gives every request sent through the session our timeouts unless the call sets its own,
+    and passes it through the system's circuit breaker (when there is one)."""
 
-    def __init__(self, timeouts: Timeouts) -> None:
+    def __init__(
+        self,
+        timeouts: Timeouts,
+        breaker: CircuitBreaker | None = None,
+        healthy_statuses: frozenset[int] = frozenset(),
+    ) -> None:
         # max_retries=0: urllib3 must not resend anything behind our back (a POST in particular)
         super().__init__(max_retries=0)
         self._timeouts = timeouts
+        self._breaker = breaker
+        self._healthy = healthy_statuses
 
     def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:  # type: ignore[override]
         if kwargs.get("timeout") is None:
             kwargs["timeout"] = self._timeouts.pair
-        return super().send(request, **kwargs)
+        if self._breaker is None:
+            return super().send(request, **kwargs)
+        self._breaker.before_call(f"{request.method} {request.path_url.split('?')[0]}")
+        try:
+            response = super().send(request, **kwargs)
+        except requests.RequestException:
+            self._breaker.record_failure()
+            raise
+        if response.status_code >= 500 and response.status_code not in self._healthy:
+            self._breaker.record_failure()
+        else:
+            self._breaker.record_success()
+        return response
 
 
-def build_session(timeouts: Timeouts, *, user_agent: str = "isp-orchestrator") -> requests.Session:
+def build_session(
+    timeouts: Timeouts,
+    *,
+    user_agent: str = "isp-orchestrator",
+    system: str | None = None,
+    healthy_statuses: frozenset[int] = frozenset(),
+) -> requests.Session:
+    """A session with our timeouts; with ``system``, behind that system's circuit breaker.
+
+    ``healthy_statuses``: 5xx answers that say nothing about the system's health (GenieACS's
+    503 "Device is in session" is about one device), so they do not count as failures.
+    """
     session = requests.Session()
-    adapter = _TimeoutAdapter(timeouts)
+    breaker = CircuitBreaker.for_system(system) if system else None
+    adapter = _TimeoutAdapter(timeouts, breaker, healthy_statuses)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     session.headers["User-Agent"] = user_agent
@@ -82,9 +126,11 @@ def redact(text: str, secrets: Iterable[str]) -> str:
 
 def transport_error(system: str, operation: str, exc: requests.RequestException) -> TransientError:
     """A request that got no HTTP answer: refused, reset, timed out. Its outcome is unknown."""
+    timed_out = isinstance(exc, requests.Timeout) and not isinstance(exc, requests.ConnectTimeout)
     kind = "timed out" if isinstance(exc, requests.Timeout) else "failed"
+    cls = CallTimedOut if timed_out else TransientError
     # the exception's own text names only the URL; bodies (which may hold secrets) never appear
-    return TransientError(
+    return cls(
         f"{system} {operation}: request {kind} without an answer ({type(exc).__name__})",
         system=system,
         operation=operation,
@@ -130,12 +176,18 @@ def error_for_status(
     )
 
 
+def _quick_transient(exc: BaseException) -> bool:
+    """A transient failure worth a second try at once: not a timeout (it would cost the whole
+    timeout again) and not an open circuit (the call was not even made)."""
+    return isinstance(exc, TransientError) and not isinstance(exc, CallTimedOut | CircuitOpen)
+
+
 def retry_idempotent(call: Callable[[], T], policy: RetryPolicy) -> T:
     """Runs ``call``, trying again on TransientError; only for calls that are safe to repeat."""
     retrying = Retrying(
         stop=stop_after_attempt(max(policy.attempts, 1)),
         wait=wait_exponential(multiplier=policy.initial_wait, max=policy.max_wait),
-        retry=retry_if_exception_type(TransientError),
+        retry=retry_if_exception(_quick_transient),
         reraise=True,
     )
     return retrying(call)
@@ -153,11 +205,12 @@ class RestClient:
         retry: RetryPolicy,
         auth: tuple[str, str] | None = None,
         secrets: Iterable[str] = (),
+        healthy_statuses: frozenset[int] = frozenset(),
     ) -> None:
         self.system = system
         self.base_url = base_url.rstrip("/")
         self.retry = retry
-        self.session = build_session(timeouts)
+        self.session = build_session(timeouts, system=system, healthy_statuses=healthy_statuses)
         # kept on the session, never in a message: requests puts auth in a header only
         self.session.auth = auth
         self._secrets = tuple(s for s in secrets if s)

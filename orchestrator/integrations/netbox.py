@@ -160,7 +160,7 @@ class NetBoxClient:
         self._retry = retry or RetryPolicy()
         self._api = pynetbox.api(url, token=token)
         # pynetbox's own session has no timeouts; ours has, and never resends a request
-        self._api.http_session = build_session(timeouts or Timeouts())
+        self._api.http_session = build_session(timeouts or Timeouts(), system=SYSTEM)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> NetBoxClient:

@@ -59,6 +59,9 @@ class OnosClient:
             retry=retry or RetryPolicy(),
             auth=(user, password),
             secrets=(password,),
+            # the olt app has no exception mapper: an unknown port or a bad VLAN is a 500, an
+            # answer about the request, not a sign that ONOS is unwell (the circuit ignores it)
+            healthy_statuses=frozenset({500}),
         )
         self._confirm_timeout = confirm_timeout
         self._confirm_interval = confirm_interval

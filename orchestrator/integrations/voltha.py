@@ -28,6 +28,7 @@ from orchestrator.errors import (
     ResourceNotFound,
     TransientError,
 )
+from orchestrator.integrations.circuit import CircuitBreaker
 from orchestrator.integrations.http import RetryPolicy, retry_idempotent
 
 SYSTEM = "voltha"
@@ -109,6 +110,7 @@ class VolthaClient:
         self._retry = retry or RetryPolicy()
         self._channel = grpc.insecure_channel(address)
         self._stub = voltha_pb2_grpc.VolthaServiceStub(self._channel)
+        self._breaker = CircuitBreaker.for_system(SYSTEM)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> VolthaClient:
@@ -125,10 +127,19 @@ class VolthaClient:
 
     def _rpc(self, operation: str, call: Callable[[], T], *, idempotent: bool = True) -> T:
         def once() -> T:
+            self._breaker.before_call(operation)
             try:
-                return call()
+                result = call()
             except grpc.RpcError as exc:
-                raise error_for_rpc(operation, exc) from exc
+                error = error_for_rpc(operation, exc)
+                # the system is unwell only when it did not answer or failed inside
+                if isinstance(error, TransientError):
+                    self._breaker.record_failure()
+                else:
+                    self._breaker.record_success()
+                raise error from exc
+            self._breaker.record_success()
+            return result
 
         return retry_idempotent(once, self._retry) if idempotent else once()
 

@@ -1,9 +1,12 @@
 """The CPE step: PPPoE credentials pushed to the subscriber's router through GenieACS.
 
-The push task carries the step's idempotency key as its GenieACS ``uniqueKey``. The undo deletes
-the push if it is still queued; otherwise it sends the clearing task with the same key: GenieACS
-replaces a queued task that has the same key, so a push still waiting for the CPE's next inform
-can never land after the rollback.
+The push task carries the step's idempotency key as its GenieACS ``uniqueKey``. The undo (and
+deprovisioning) first deletes every task and fault of ours on the CPE, found by device + key and
+by the username a fault's provisions set, never by an id an attempt may not have lived to
+record: a faulted push's fault outlives its task and GenieACS would re-apply it on its own after
+its retry delay. Only then, if the CPE still holds the credentials, is a clearing task queued.
+The push does not wait for the CPE's session (see orchestrator/integrations/genieacs.py), so an
+attempt takes a few seconds, well inside the step's 60 s limit.
 """
 
 from __future__ import annotations
@@ -85,10 +88,13 @@ class ConfigureCpe(Step):
         except PermanentError:
             # An ambiguous MAC: the attempt stopped at this same lookup, before any push.
             return
-        queued = ctx.compensation.get("task_id") and not ctx.compensation.get("applied")
-        if not (queued and self.genieacs.delete_task(ctx.compensation["task_id"])):
-            # The push may have reached the CPE (or no attempt reported back): clear it, under
-            # the push's own uniqueKey so a copy still queued is replaced, never applied.
+        username = ctx.data.get("username")
+        # Every push of ours first (queued, faulted, or replaced but with its fault still
+        # waiting to be retried by GenieACS): nothing of it may run after this.
+        self.genieacs.remove_pushes(device, ctx.idempotency_key, username)
+        if username and self.genieacs.pppoe_username(device) == username:
+            # A push did reach the CPE: clear it (under the same key, so a compensation that is
+            # run again finds this task as its own).
             self.genieacs.clear_pppoe_credentials(device, ctx.idempotency_key)
         self.genieacs.remove_tag(device, ctx.intent["tag"])
 
@@ -116,8 +122,9 @@ class ClearCpe(Step):
             device = self.genieacs.find_device(cpe["serial"])
         except ResourceNotFound:
             return StepResult(output={"cleared": False, "reason": "CPE gone from GenieACS"})
-        # Under the provisioning push's own uniqueKey: a push still queued is replaced, never
-        # applied after this.
+        # The provisioning's tasks and faults go first: a fault GenieACS retried later would
+        # bring the credentials back. Then the clearing task, under the same key.
+        self.genieacs.remove_pushes(device, cpe["unique_key"], ctx.data.get("username"))
         outcome = self.genieacs.clear_pppoe_credentials(device, cpe["unique_key"])
         self.genieacs.remove_tag(device, cpe["tag"])
         return StepResult(output={"cleared": True, "task_id": outcome.task_id})

@@ -32,3 +32,26 @@ def test_unavailable_when_the_broker_does_not_answer(database):
     body = response.get_json()
     assert body["checks"]["database"] == "ok"
     assert body["checks"]["broker"].startswith("error")
+
+
+def test_details_show_each_systems_circuit(client):
+    from orchestrator.integrations.circuit import CircuitBreaker, reset_all
+
+    reset_all()
+    breaker = CircuitBreaker.for_system("onos")
+    try:
+        for _ in range(breaker.threshold):
+            breaker.record_failure()
+
+        response = client.get("/healthz")
+
+        # an open circuit is shown, but the API itself stays healthy
+        assert response.status_code == 200
+        circuits = response.get_json()["details"]["circuits"]
+        assert set(circuits) == {"netbox", "onos", "genieacs", "voltha"}
+        assert circuits["onos"]["state"] == "open"
+        assert circuits["onos"]["failures"] == breaker.threshold
+        assert 0 < circuits["onos"]["retry_in_s"] <= breaker.cooldown
+        assert circuits["genieacs"] == {"state": "closed", "failures": 0}
+    finally:
+        reset_all()

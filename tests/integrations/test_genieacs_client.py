@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 from urllib.parse import parse_qs, quote
 
 import pytest
 import requests
 
-from orchestrator.config import Settings
-from orchestrator.errors import PermanentError, ResourceNotFound, TransientError
+from orchestrator.config import Settings, get_settings
+from orchestrator.errors import (
+    CallTimedOut,
+    CircuitOpen,
+    PermanentError,
+    ResourceNotFound,
+    TransientError,
+)
+from orchestrator.integrations.circuit import CircuitBreaker
 from orchestrator.integrations.genieacs import CpeDevice, GenieAcsClient
 from orchestrator.integrations.http import RetryPolicy, Timeouts
 from tests.support.simulator_process import SimulatorHandle
@@ -175,9 +183,12 @@ def test_push_to_an_online_tr098_cpe_applies_at_once(
     assert params[f"{TR098}.Username"] == "alice@isp"
     assert params[f"{TR098}.Password"] == PASSWORD
     assert params[f"{TR098}.Enable"] is True
-    # the request is GenieACS's documented task shape, with a connection request asked for
-    [post] = [r for r in sim.requests("genieacs") if r["method"] == "POST"]
-    assert post["query"] == "connection_request"
+    # the task goes in without ?connection_request (the NBI then waits for no lock and no
+    # session); the session is asked for by a bare connection request after it
+    post, request = [r for r in sim.requests("genieacs") if r["method"] == "POST"]
+    assert post["query"] == ""
+    assert (request["query"], request["body"]) == ("connection_request", None)
+    assert request["path"] == post["path"]
     assert post["path"] == f"/devices/{device.device_id.replace('%', '%25')}/tasks"
     assert post["body"]["name"] == "setParameterValues"
     assert post["body"]["uniqueKey"] == "ppp:sub-1"
@@ -221,7 +232,60 @@ def test_a_refused_task_is_permanent_and_hides_the_password(
     with pytest.raises(PermanentError) as raised:
         acs.push_pppoe_credentials(wrong_model, "bob", PASSWORD, "ppp:sub-2")
     assert PASSWORD not in str(raised.value)
-    assert raised.value.response == {"task_id": cpe_state(sim, "CPE0002")["tasks"][0]["_id"]}
+    [task] = cpe_state(sim, "CPE0002")["tasks"]
+    assert raised.value.response == {"task_id": task["_id"], "fault": "cwmp.9005"}
+
+
+def test_a_push_the_cpe_faults_is_permanent_and_its_fault_is_found(
+    sim: SimulatorHandle, acs: GenieAcsClient
+) -> None:
+    sim.add_cpe("CPE0002", fail_tasks=1, fault_code="9002")
+    device = acs.find_device("CPE0002")
+    with pytest.raises(PermanentError) as raised:
+        acs.push_pppoe_credentials(device, "bob", PASSWORD, "ppp:sub-2")
+    assert "cwmp.9002" in str(raised.value)
+    [fault] = acs.find_faults(device)
+    assert fault["_id"] == f"{device.device_id}:task_{raised.value.response['task_id']}"
+    assert ["value", f"{TR181}.Username", "bob"] in json.loads(fault["provisions"])
+
+
+def test_remove_pushes_deletes_our_tasks_and_the_fault_a_replaced_task_left(
+    sim: SimulatorHandle, acs: GenieAcsClient
+) -> None:
+    # Given a faulted push, then a second push under the same key while the CPE is offline:
+    # the first task is replaced, its fault stays
+    sim.add_cpe("CPE0002", fail_tasks=1)
+    device = acs.find_device("CPE0002")
+    with pytest.raises(PermanentError):
+        acs.push_pppoe_credentials(device, "bob", PASSWORD, "ppp:sub-2")
+    sim.control("PATCH", "cpes/CPE0002", {"online": False}, expect=200)
+    second = acs.push_pppoe_credentials(device, "bob", PASSWORD, "ppp:sub-2")
+    [orphan] = acs.find_faults(device)
+    assert [t["_id"] for t in acs.find_tasks(device, "ppp:sub-2")] == [second.task_id]
+    # And the CPE back, refusing the queued push too (a fault with its task), then someone
+    # else's push (a fault that is not ours)
+    sim.control("PATCH", "cpes/CPE0002", {"online": True, "fail_tasks": 2}, expect=200)
+    assert len(acs.find_faults(device)) == 2
+    with pytest.raises(PermanentError):
+        acs.push_pppoe_credentials(device, "carol", "other", "ppp:sub-3")
+
+    cleanup = acs.remove_pushes(device, "ppp:sub-2", "bob")
+
+    assert cleanup.task_ids == (second.task_id,)
+    assert cleanup.fault_ids == (orphan["_id"],)
+    [left] = acs.find_faults(device)
+    assert ["value", f"{TR181}.Username", "carol"] in json.loads(left["provisions"])
+    assert acs.find_tasks(device, "ppp:sub-2") == []
+
+
+def test_pppoe_username_reads_what_genieacs_last_saw(
+    sim: SimulatorHandle, acs: GenieAcsClient
+) -> None:
+    sim.add_cpe("CPE0002", data_model="tr098")
+    device = acs.find_device("CPE0002")
+    assert acs.pppoe_username(device) == ""
+    acs.push_pppoe_credentials(device, "bob", PASSWORD, "k")
+    assert acs.pppoe_username(device) == "bob"
 
 
 @pytest.mark.parametrize("mode", ["reset", "timeout"])
@@ -295,6 +359,33 @@ def test_delete_task_gives_up_as_transient(sim: SimulatorHandle, acs: GenieAcsCl
     assert raised.value.status == 503
     by_target = sim.state()["counters"]["genieacs"]["by_target"]
     assert by_target[f"DELETE /tasks/{task_id}"] == 3
+    # "Device is in session" is about one device: GenieACS's circuit stays closed
+    assert CircuitBreaker.for_system("genieacs").state()["state"] == "closed"
+
+
+def test_a_hung_genieacs_opens_the_circuit_and_a_probe_closes_it(
+    sim: SimulatorHandle, acs: GenieAcsClient
+) -> None:
+    # Given GenieACS not answering (tests: threshold 3, a short cool-down)
+    sim.add_cpe("CPE0002")
+    sim.fault("genieacs", "^GET /devices/", "timeout", count=0, hold_s=2)
+    for _ in range(3):
+        with pytest.raises(CallTimedOut):
+            acs.find_device("CPE0002")
+    # a timeout is not repeated inside the client: one request per call
+    assert len(sim.requests("genieacs")) == 3
+
+    # Then the next call fails at once, without a request
+    with pytest.raises(CircuitOpen, match="circuit open for genieacs"):
+        acs.find_device("CPE0002")
+    assert len(sim.requests("genieacs")) == 3
+    assert CircuitBreaker.for_system("genieacs").state()["state"] == "open"
+
+    # And after the cool-down, one probe goes through; GenieACS answers again: closed
+    sim.control("DELETE", "faults", expect=200)
+    time.sleep(get_settings().circuit_cooldown_seconds + 0.1)  # a timer: nothing to await
+    assert acs.find_device("CPE0002").serial == "CPE0002"
+    assert CircuitBreaker.for_system("genieacs").state() == {"state": "closed", "failures": 0}
 
 
 def test_tags_are_added_and_removed(sim: SimulatorHandle, acs: GenieAcsClient) -> None:

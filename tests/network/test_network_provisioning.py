@@ -247,6 +247,13 @@ def test_full_prefix_fails_clearly_and_rolls_back(
         )
         assert response.status_code == 201
     body = new_subscriber(sim, tiny_plan.id)
+    # (SADIS knows the tiny plan's service on this ONU, so the access network accepts it)
+    sim.control(
+        "POST",
+        "sadis",
+        {"port_name": f"{body['onu_serial']}-1", "s_tag": 101, "c_tag": 201, "tp_id": 64},
+        expect=201,
+    )
 
     workflow_id, _ = submit(client, operator_key, body)
 

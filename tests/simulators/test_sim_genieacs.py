@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 from typing import Any
 from urllib.parse import quote
 
@@ -233,3 +235,135 @@ def test_a_refused_parameter_faults_the_task(sim: SimulatorHandle) -> None:
     assert response.reason == "Task faulted"
     [task] = device_state(sim, "CPE0001")["tasks"]
     assert task["fault"]["code"] == "cwmp.9005"
+
+
+def faults(sim: SimulatorHandle, device_id: str) -> list[dict[str, Any]]:
+    query = json.dumps({"device": device_id})
+    response = acs(sim, "GET", "/faults/", params={"query": query})
+    assert response.status_code == 200
+    found: list[dict[str, Any]] = response.json()
+    return found
+
+
+def test_a_faulted_task_keeps_its_fault_when_a_unique_key_replaces_it(sim: SimulatorHandle) -> None:
+    # Given a CPE that refuses its next task (the control knob), with a CWMP fault code
+    cpe = sim.add_cpe("CPE0001", fail_tasks=1, fault_code="9002")
+    url = f"/devices/{in_path(cpe['id'])}/tasks?connection_request"
+    first = acs(sim, "POST", url, json=spv(TR181_USER, "first", uniqueKey="k"))
+    assert (first.status_code, first.reason) == (202, "Task faulted")
+    [fault] = faults(sim, cpe["id"])
+    task_id = first.json()["_id"]
+    assert fault["_id"] == f"{cpe['id']}:task_{task_id}"
+    assert fault["channel"] == f"task_{task_id}"
+    assert (fault["code"], fault["retries"]) == ("cwmp.9002", 0)
+    # lib/cwmp/db.ts saveFault: the provisions as a JSON string
+    assert json.loads(fault["provisions"]) == [["value", TR181_USER, "first"]]
+
+    # When a task with the same uniqueKey arrives (the CPE offline: it stays queued)
+    sim.control("PATCH", "cpes/CPE0001", {"online": False}, expect=200)
+    second = acs(sim, "POST", url, json=spv(TR181_USER, "second", uniqueKey="k"))
+
+    # Then the old task is gone, its fault is not (lib/api-functions.ts insertTasks)
+    assert [t["_id"] for t in device_state(sim, "CPE0001")["tasks"]] == [second.json()["_id"]]
+    assert [f["_id"] for f in faults(sim, cpe["id"])] == [fault["_id"]]
+
+
+def test_genieacs_retries_a_fault_at_an_inform_after_the_retry_delay(sim: SimulatorHandle) -> None:
+    # Given a faulted push whose task was then deleted... by a replacement (fault orphaned)
+    sim.control("POST", "config", {"genieacs_retry_delay_s": 0.3}, expect=200)
+    cpe = sim.add_cpe("CPE0001", fail_tasks=1)
+    url = f"/devices/{in_path(cpe['id'])}/tasks"
+    acs(sim, "POST", f"{url}?connection_request", json=spv(TR181_USER, "pushed", uniqueKey="k"))
+    acs(sim, "POST", url, json=spv(TR181_USER, "", uniqueKey="k"))  # replaces the task
+    sim.control("POST", "cpes/CPE0001/inform", expect=200)  # the clearing task runs
+    assert device_state(sim, "CPE0001")["parameters"][TR181_USER] == ""
+    assert len(faults(sim, cpe["id"])) == 1
+
+    # When the CPE informs before the retry delay: nothing; after it: the fault is retried
+    sim.control("POST", "cpes/CPE0001/inform", expect=200)
+    assert device_state(sim, "CPE0001")["parameters"][TR181_USER] == ""
+    time.sleep(0.35)
+    sim.control("POST", "cpes/CPE0001/inform", expect=200)
+
+    # Then the faulted provisions are applied after all, and the fault is gone
+    assert device_state(sim, "CPE0001")["parameters"][TR181_USER] == "pushed"
+    assert faults(sim, cpe["id"]) == []
+
+
+def test_a_retry_that_faults_again_counts_and_waits_twice_as_long(sim: SimulatorHandle) -> None:
+    sim.control("POST", "config", {"genieacs_retry_delay_s": 0.2}, expect=200)
+    cpe = sim.add_cpe("CPE0001", fail_tasks=2)
+    url = f"/devices/{in_path(cpe['id'])}/tasks?connection_request"
+    acs(sim, "POST", url, json=spv(TR181_USER, "pushed"))
+    time.sleep(0.25)
+    sim.control("POST", "cpes/CPE0001/inform", expect=200)
+    [fault] = faults(sim, cpe["id"])
+    assert fault["retries"] == 1
+    time.sleep(0.25)  # < 0.2 * 2
+    sim.control("POST", "cpes/CPE0001/inform", expect=200)
+    assert device_state(sim, "CPE0001")["parameters"][TR181_USER] == ""
+    time.sleep(0.2)
+    sim.control("POST", "cpes/CPE0001/inform", expect=200)
+    assert device_state(sim, "CPE0001")["parameters"][TR181_USER] == "pushed"
+    # the task went with its fault
+    assert device_state(sim, "CPE0001")["tasks"] == []
+
+
+def test_delete_fault_takes_its_task_and_waits_for_no_session(sim: SimulatorHandle) -> None:
+    cpe = sim.add_cpe("CPE0001", fail_tasks=1)
+    url = f"/devices/{in_path(cpe['id'])}/tasks?connection_request"
+    task_id = acs(sim, "POST", url, json=spv(TR181_USER, "x")).json()["_id"]
+    fault_id = f"{cpe['id']}:task_{task_id}"
+    sim.control("PATCH", "cpes/CPE0001", {"in_session": True}, expect=200)
+    busy = acs(sim, "DELETE", f"/faults/{quote(fault_id, safe='')}")
+    assert (busy.status_code, busy.text) == (503, "Device is in session")
+    sim.control("PATCH", "cpes/CPE0001", {"in_session": False}, expect=200)
+    assert acs(sim, "DELETE", f"/faults/{quote(fault_id, safe='')}").status_code == 200
+    assert faults(sim, cpe["id"]) == []
+    assert device_state(sim, "CPE0001")["tasks"] == []
+    # deleting what is not there: 200 (lib/api-functions.ts deleteFault checks nothing)
+    assert acs(sim, "DELETE", f"/faults/{quote(fault_id, safe='')}").status_code == 200
+    assert acs(sim, "GET", f"/faults/{quote(fault_id, safe='')}").status_code == 405
+
+
+def test_delete_task_takes_its_fault(sim: SimulatorHandle) -> None:
+    cpe = sim.add_cpe("CPE0001", fail_tasks=1)
+    url = f"/devices/{in_path(cpe['id'])}/tasks?connection_request"
+    task_id = acs(sim, "POST", url, json=spv(TR181_USER, "x")).json()["_id"]
+    assert acs(sim, "DELETE", f"/tasks/{task_id}").status_code == 200
+    assert faults(sim, cpe["id"]) == []
+
+
+def test_a_connection_request_post_waits_for_the_session_lock(sim: SimulatorHandle) -> None:
+    sim.control("POST", "config", {"genieacs_lock_wait_s": 0.5}, expect=200)
+    cpe = sim.add_cpe("CPE0001", in_session=True)
+    url = f"/devices/{in_path(cpe['id'])}/tasks"
+    # without ?connection_request: inserted at once, no lock
+    started = time.monotonic()
+    assert acs(sim, "POST", url, json=spv(TR181_USER, "a", uniqueKey="a")).status_code == 202
+    assert time.monotonic() - started < 0.4
+    # with it: the NBI waits for the lock, then queues the task unprocessed
+    started = time.monotonic()
+    waited = acs(sim, "POST", f"{url}?connection_request", json=spv(TR181_USER, "b"))
+    assert time.monotonic() - started >= 0.5
+    assert (waited.status_code, waited.reason) == (202, "Task queued but not processed")
+
+    # a session that ends during the wait lets the task run
+    sim.control("POST", "config", {"genieacs_lock_wait_s": 5}, expect=200)
+    ender = threading.Timer(
+        0.3, lambda: sim.control("PATCH", "cpes/CPE0001", {"in_session": False}, expect=200)
+    )
+    ender.start()
+    applied = acs(sim, "POST", f"{url}?connection_request", json=spv(TR181_USER, "c"))
+    ender.join()
+    assert applied.status_code == 200
+    assert device_state(sim, "CPE0001")["parameters"][TR181_USER] == "c"
+
+
+def test_cpe_fault_knob_is_validated(sim: SimulatorHandle) -> None:
+    sim.add_cpe("CPE0001")
+    bad = sim.session.patch(f"{sim.http_url}/_sim/cpes/CPE0001", json={"fail_tasks": -1})
+    assert bad.status_code == 400
+    bad = sim.session.patch(f"{sim.http_url}/_sim/cpes/CPE0001", json={"fault_code": "x"})
+    assert bad.status_code == 400
+    assert sim.session.post(f"{sim.http_url}/_sim/cpes/NOPE/inform").status_code == 404

@@ -185,6 +185,9 @@ def sim_process() -> Iterator[SimulatorHandle]:
 
 @pytest.fixture
 def sim(sim_process: SimulatorHandle) -> SimulatorHandle:
-    """The module's simulators, reset to the seed for this test."""
+    """The module's simulators, reset to the seed for this test (and every breaker closed)."""
+    from orchestrator.integrations import circuit
+
     sim_process.reset()
+    circuit.reset_all()
     return sim_process
