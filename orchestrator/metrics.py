@@ -17,8 +17,10 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, g
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
+
+from orchestrator.aftercommit import after_commit
 
 WORKFLOWS_STARTED = Counter(
     "orchestrator_workflows_started_total", "Workflows submitted.", ["workflow_type"]
@@ -45,23 +47,10 @@ REDRIVES = Counter(
     ["workflow_type", "direction"],
 )
 
-_NOTES = "metrics"
-
 
 def note(session: Session, record: Callable[[], None]) -> None:
     """Count ``record`` once the session's transaction commits (never if it rolls back)."""
-    session.info.setdefault(_NOTES, []).append(record)
-
-
-@event.listens_for(Session, "after_commit")
-def _emit(session: Session) -> None:
-    for record in session.info.pop(_NOTES, []):
-        record()
-
-
-@event.listens_for(Session, "after_rollback")
-def _drop(session: Session) -> None:
-    session.info.pop(_NOTES, None)
+    after_commit(session, record)
 
 
 class StateCollector(Collector):

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     DateTime,
     Enum,
     ForeignKey,
@@ -128,6 +129,26 @@ class Role(enum.StrEnum):
     VIEWER = "viewer"
     OPERATOR = "operator"
     ADMIN = "admin"
+
+
+class WebhookEventType(enum.StrEnum):
+    """What a webhook endpoint can subscribe to."""
+
+    WORKFLOW_COMPLETED = "workflow.completed"
+    WORKFLOW_ROLLED_BACK = "workflow.rolled_back"
+    WORKFLOW_COMPENSATED = "workflow.compensated"
+    WORKFLOW_FAILED = "workflow.failed"
+    BULK_JOB_FINISHED = "bulk_job.finished"  # accepted; emitted once bulk jobs exist
+
+    @classmethod
+    def for_workflow(cls, status: WorkflowStatus) -> WebhookEventType:
+        return cls(f"workflow.{status.value}")
+
+
+class DeliveryStatus(enum.StrEnum):
+    PENDING = "pending"  # waiting for its (next) attempt, or being attempted
+    DELIVERED = "delivered"  # the endpoint answered 2xx
+    FAILED = "failed"  # given up: the retry window passed, or the endpoint was disabled
 
 
 class Tenant(Base):
@@ -370,3 +391,60 @@ class ResourceClaim(Base):
         ForeignKey("workflows.id", ondelete="CASCADE"), index=True
     )
     created_at: Mapped[created_at]
+
+
+class WebhookEndpoint(Base):
+    """Where a tenant wants its events POSTed, signed with a secret only this row holds."""
+
+    __tablename__ = "webhook_endpoints"
+
+    id: Mapped[uuid_pk]
+    tenant_id: Mapped[tenant_fk]
+    url: Mapped[str] = mapped_column(String(2048))
+    # Event type names (WebhookEventType values); a list, filtered in Python per tenant.
+    events: Mapped[list[str]] = mapped_column(JSONB, nullable=False)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    # The signing secret, Fernet-sealed (orchestrator.vault): the app must read it to sign,
+    # so it cannot be hashed like an API key; it is shown once, at creation.
+    secret: Mapped[bytes] = mapped_column(LargeBinary)
+    disabled_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    disabled_at: Mapped[tstz_or_null]
+    created_at: Mapped[created_at]
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
+
+
+class WebhookDelivery(Base):
+    """The outbox: one event for one endpoint, written in the transaction that caused it, and
+    the log of its attempts. Its id is the event id receivers de-duplicate by."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        Index("ix_webhook_deliveries_endpoint_created", "endpoint_id", "created_at"),
+        Index("ix_webhook_deliveries_status_next_attempt", "status", "next_attempt_at"),
+    )
+
+    id: Mapped[uuid_pk]
+    endpoint_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("webhook_endpoints.id", ondelete="CASCADE")
+    )
+    tenant_id: Mapped[tenant_fk]
+    event_type: Mapped[str] = mapped_column(String(64))
+    workflow_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True), nullable=True)
+    # The body as it was when the event happened (no secret, no password: built from the
+    # workflow's status, output and error, never its input).
+    payload: Mapped[json_dict]
+    status: Mapped[DeliveryStatus] = mapped_column(
+        _enum(DeliveryStatus), default=DeliveryStatus.PENDING
+    )
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_status_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # When the next attempt is due; while an attempt is in flight, when it counts as lost.
+    next_attempt_at: Mapped[tstz_or_null]
+    created_at: Mapped[created_at]
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
+    delivered_at: Mapped[tstz_or_null]

@@ -4,4 +4,4 @@ Named here, where the Celery app (routing), the web process (queue depths in /me
 tools that start workers all read them.
 """
 
-QUEUES = ("saga", "database", "radius", "netbox", "access", "genieacs", "nas")
+QUEUES = ("saga", "database", "radius", "netbox", "access", "genieacs", "nas", "webhooks")

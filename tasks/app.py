@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from celery import Celery
 from celery.signals import beat_init, worker_init
 from kombu import Queue
@@ -9,7 +11,9 @@ from kombu import Queue
 from orchestrator.config import get_settings
 from orchestrator.definitions import registry
 from orchestrator.queues import QUEUES
+from orchestrator.webhooks import outbox as webhook_outbox
 from orchestrator.workflows import workflow_types  # noqa: F401 - registers the definitions
+from tasks.dispatch import publish_deliveries
 
 TASK_MODULES = (
     "tasks.saga",
@@ -19,6 +23,7 @@ TASK_MODULES = (
     "tasks.access",
     "tasks.genieacs",
     "tasks.nas",
+    "tasks.webhooks",
 )
 
 # Longest a single step attempt may take, hard limit included; see visibility_timeout below.
@@ -57,9 +62,16 @@ def create_celery() -> Celery:
             "sweep-stalled-workflows": {
                 "task": "tasks.saga.sweep",
                 "schedule": settings.sweep_interval,
-            }
+            },
+            "redrive-lost-webhook-deliveries": {
+                "task": "tasks.webhooks.sweep",
+                "schedule": settings.sweep_interval,
+            },
         },
     )
+    # Events a workflow's end writes to the outbox are published through this app once their
+    # transaction commits, in whichever process (worker or web) ended it.
+    webhook_outbox.publish_with(partial(publish_deliveries, app))
     return app
 
 

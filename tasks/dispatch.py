@@ -8,12 +8,16 @@ in-process errback), so a step that fails for good starts the rollback even if i
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Sequence
+
 from celery import Celery, current_app
 from celery.canvas import Signature
 
 from orchestrator import engine
 
 ON_ERROR_TASK = "tasks.saga.on_step_failed"
+DELIVER_TASK = "tasks.webhooks.deliver"
 
 
 def _signatures(app: Celery, dispatch: engine.Dispatch) -> list[Signature]:
@@ -59,3 +63,18 @@ class CeleryDispatcher:
 
     def sync_plan(self, plan_id: int) -> None:
         self._app.signature("tasks.radius.sync_plan_group", args=(plan_id,)).apply_async()
+
+
+def publish_delivery(
+    delivery_id: str, *, countdown: float | None = None, app: Celery | None = None
+) -> None:
+    """Publish one webhook delivery attempt (routed to the ``webhooks`` queue), by id only."""
+    (app or current_app).signature(DELIVER_TASK, args=(delivery_id,)).apply_async(
+        countdown=countdown
+    )
+
+
+def publish_deliveries(app: Celery, delivery_ids: Sequence[uuid.UUID]) -> None:
+    """What orchestrator.webhooks.outbox publishes new events with, after their commit."""
+    for delivery_id in delivery_ids:
+        publish_delivery(str(delivery_id), app=app)

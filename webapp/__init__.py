@@ -17,6 +17,7 @@ from orchestrator.plans import PlanService
 from orchestrator.queues import QUEUES
 from orchestrator.service import OrchestrationService
 from orchestrator.subscribers import SubscriberService
+from orchestrator.webhooks.endpoints import WebhookService
 from webapp.docs_assets import ASSETS_URL
 
 #: Bodies above this are refused with 413 before they are parsed.
@@ -63,6 +64,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     )
     app.extensions["api_key_service"] = ApiKeyService()
     app.extensions["subscriber_service"] = SubscriberService()
+    app.extensions["webhook_service"] = WebhookService(
+        app.config.get("WEBHOOK_ALLOW_PRIVATE_TARGETS", settings.webhook_allow_private_targets)
+    )
     broker = redis.Redis.from_url(settings.broker_url, socket_timeout=2, socket_connect_timeout=2)
     app.extensions["broker_ping"] = broker.ping
     app.extensions["metrics_state"] = StateCollector(
@@ -79,6 +83,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         request_id,
         statistics,
         subscribers,
+        webhooks,
         workflows,
     )
     from webapp.errors import register_error_handlers
@@ -92,6 +97,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         statistics.blueprint,
         plans.blueprint,
         apikeys.blueprint,
+        webhooks.blueprint,
     ):
         api.register_blueprint(blueprint)
     app.register_blueprint(health.blueprint)

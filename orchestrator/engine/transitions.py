@@ -16,6 +16,7 @@ from orchestrator.engine.events import EventKind, record_event
 from orchestrator.engine.leases import Lease, release_lease, take_lease
 from orchestrator.engine.rows import release_claims, utcnow
 from orchestrator.models import StepStatus, Workflow, WorkflowStatus, WorkflowStep
+from orchestrator.webhooks import outbox as webhooks
 
 
 def set_workflow_status(
@@ -31,6 +32,7 @@ def set_workflow_status(
     if status.is_terminal:
         counter = metrics.WORKFLOWS_FINISHED.labels(workflow.workflow_type, status.value)
         metrics.note(session, counter.inc)
+        webhooks.workflow_finished(session, workflow)  # the event, in this same transaction
     record_event(
         session,
         workflow,

@@ -37,6 +37,15 @@ class Text(fields.String):
         super().__init__(*args, validate=[plain_text, *extra], **kwargs)
 
 
+class StrictBoolean(fields.Boolean):
+    """JSON true or false only: marshmallow's Boolean also takes 0, 1, "yes", "on"..."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
+        if not isinstance(value, bool):
+            raise self.make_error("invalid", input=value)
+        return value
+
+
 class Email(fields.Email):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, validate=[plain_text, validate.Length(max=254)], **kwargs)

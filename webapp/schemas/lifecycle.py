@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from marshmallow import fields, validate
 
-from webapp.schemas.base import RequestSchema, Text, int_field
+from webapp.schemas.base import RequestSchema, StrictBoolean, Text, int_field
 
 
 class LifecycleRequestSchema(RequestSchema):
@@ -17,7 +17,7 @@ class DeprovisionSubscriberSchema(LifecycleRequestSchema):
 
 class SuspendServiceSchema(LifecycleRequestSchema):
     reason = Text(load_default=None, validate=validate.Length(1, 500))
-    disable_onu = fields.Boolean(
+    disable_onu = StrictBoolean(
         load_default=False,
         metadata={"description": "also disable the ONU in VOLTHA (activation enables it again)"},
     )
