@@ -132,6 +132,13 @@ def skip_step(session: Session, workflow: Workflow, step: WorkflowStep, reason: 
     )
 
 
+def _await_retry(step: WorkflowStep, error: dict[str, Any], delay: float, now: datetime) -> None:
+    """The attempt is over (its lease goes) and the next is due then (the sweeper reads it)."""
+    step.error = error
+    release_lease(step)
+    step.retry_due_at = now + timedelta(seconds=delay)
+
+
 def schedule_retry(
     session: Session,
     workflow: Workflow,
@@ -140,9 +147,7 @@ def schedule_retry(
     delay: float,
     now: datetime,
 ) -> None:
-    step.error = error
-    release_lease(step)
-    step.retry_due_at = now + timedelta(seconds=delay)
+    _await_retry(step, error, delay, now)
     set_step_status(
         session,
         workflow,
@@ -245,9 +250,7 @@ def schedule_compensation_retry(
     delay: float,
     now: datetime,
 ) -> None:
-    step.error = error
-    release_lease(step)
-    step.retry_due_at = now + timedelta(seconds=delay)
+    _await_retry(step, error, delay, now)
     record_event(
         session,
         workflow,

@@ -25,6 +25,12 @@ def move_radius_group(name: str, depends_on: tuple[str, ...] = ()) -> StepDefini
 
 
 def disconnect_sessions(name: str, depends_on: tuple[str, ...] = ()) -> StepDefinition:
+    """Ends the subscriber's live sessions so a changed profile applies now.
+
+    It cannot be undone (a session ended stays ended), so a workflow that can roll back puts it
+    last, after its commit step: nothing that could still fail may follow it, or a rollback
+    would leave a session logged in with the profile that was just taken back.
+    """
     return StepDefinition(
         name=name,
         system="nas",

@@ -18,9 +18,7 @@ undone on failure. The old prefixes are released only once the change has commit
 cannot be undone (NetBox may hand the prefix to someone else at once), so, like the disconnect,
 it comes after everything that could still fail, and is retried patiently.
 
-The disconnect comes last, once everything else has committed: it cannot be undone (a session
-ended stays ended), so nothing that could still fail and roll back may follow it (a rollback
-after it would leave a session logged in with the profile that was just taken back).
+The disconnect comes last (see catalogue.disconnect_sessions).
 """
 
 from __future__ import annotations

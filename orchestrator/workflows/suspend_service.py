@@ -7,9 +7,7 @@ ONU is disabled in VOLTHA too. On failure everything returns to where it was::
     move_to_suspended_group ──┐
     disable_onu ──────────────┴──▶ mark_suspended ──▶ disconnect_sessions
 
-The disconnect comes last, once everything else has committed: it cannot be undone (a session
-ended stays ended), so nothing that could still fail and roll back may follow it (a rollback
-after it would leave a session logged in with the profile that was just taken back).
+The disconnect comes last (see catalogue.disconnect_sessions).
 """
 
 from __future__ import annotations
