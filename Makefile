@@ -30,6 +30,8 @@ radius:
 prepare: $(STAMP) .env services radius
 	set -a && . ./.env && set +a && $(BIN)/orchestrator db upgrade && $(BIN)/orchestrator seed-demo
 
+# Every Procfile line runs under scripts/supervise.py: a process that dies is started again
+# instead of honcho stopping all the others (Ctrl-C still stops everything).
 run: prepare
 	@mkdir -p var
 	@echo

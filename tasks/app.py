@@ -5,8 +5,9 @@ from __future__ import annotations
 from functools import partial
 
 from celery import Celery
+from celery.app.amqp import AMQP
 from celery.signals import beat_init, worker_init
-from kombu import Queue
+from kombu import Connection, Queue
 
 from orchestrator.config import get_settings
 from orchestrator.definitions import registry
@@ -32,7 +33,42 @@ MAX_STEP_SECONDS = 300
 
 def create_celery() -> Celery:
     settings = get_settings()
-    app = Celery("orchestrator", broker=settings.broker_url, include=list(TASK_MODULES))
+    app = Celery(
+        "orchestrator",
+        broker=settings.broker_url,
+        include=list(TASK_MODULES),
+        amqp=BrokerAMQP,
+    )
+class BrokerConnection(Connection):
+    """kombu's Connection, minus the stale default channel that kills a worker on reconnect.
+
+    When the broker goes away, the worker's consumer first ``collect()``s its connection and
+    then ``close()``s it (celery.worker.consumer.Consumer.on_connection_error_after_connected).
+    kombu closes the default channel in both calls but never forgets it. If the first close
+    stopped halfway (the Redis channel re-reads its in-flight BRPOP reply while closing, which
+    raises on a dead socket whenever the loss surfaced on another socket first, e.g. the
+    pidbox's), the second close runs the channel's restore of unacknowledged messages (every
+    acks_late task still running) after collect() detached the transport (``client = None``):
+    ``'NoneType' object has no attribute 'hostname'`` in kombu's Redis ``_connparams``, which
+    is no connection error, so Celery calls it unrecoverable and the worker exits.
+    Forgetting the channel once closed skips that second close; the running tasks still
+    acknowledge through the channel they came on, and the broker's restore of unacknowledged
+    messages (visibility_timeout) or our sweeper covers what a restart lost.
+    """
+
+    def _do_close_self(self) -> None:
+        try:
+            super()._do_close_self()
+        finally:
+            self._default_channel = None
+
+
+class BrokerAMQP(AMQP):
+    # Every connection the app opens (the worker's consumer, publishers) is a BrokerConnection.
+    Connection = BrokerConnection
+    BrokerConnection = BrokerConnection
+
+
     app.conf.update(
         task_serializer="json",
         accept_content=["json"],
