@@ -2,8 +2,16 @@
 
 Numbering follows VOLTHA's openolt/openonu adapters so that what our clients read looks real:
 PON port numbers are ``0x20000000 + pon``; a UNI's port number is
-``(pon << 12) | (onu_id << 4) | uni_index`` (16 for the first ONU on PON 0); the UNI's OpenFlow
-name, which ONOS knows it by, is ``<serial>-<uni_index + 1>``.
+``(pon << 12) | (onu_id << 4) | uni_index`` (16 for the first ONU on PON 0; the openolt adapter's
+``MkUniPortNum`` before VOL-4413 moved to 8 bits of UNI in 2021); the UNI's OpenFlow name, which
+ONOS knows it by, is ``<serial>-<uni_index + 1>``.
+
+Each OLT has 16 PONs of at most 128 ONUs (GPON), ONU ids 1-128, so a UNI number names one
+(PON, ONU) and never another PON's. A new ONU goes, unless told where, to the least loaded PON of
+the least loaded OLT; a full PON (or network) is refused with 409. More OLTs are added on
+demand (``POST /_sim/olts``; ``--demo N`` adds as many as N ONUs need). Every lookup a request
+makes goes through an index (serial, UNI name, ONOS location), so answers about one device cost
+the same at any size; only the listings of everything grow with the network.
 
 Each device carries VOLTHA's three states under their enum names (voltha-protos common.proto):
 ``admin_state`` (what the operator asked: ENABLED, DISABLED, PREPROVISIONED), ``oper_status``
@@ -139,19 +147,67 @@ def _device_id(name: str) -> str:
     return str(uuid.uuid5(_IDS, name))
 
 
+#: PON ports of a simulated OLT (BBSim's default asfvolt16 has 16)
+PONS_PER_OLT = 16
+#: GPON serves at most 128 ONUs on a PON (ITU-T G.984 split); ONU ids 1-128 also fit the 8 bits
+#: the UNI numbering leaves for them, so UNI port numbers never collide across PONs
+ONUS_PER_PON = 128
+#: OLT MACs (and so ONOS device ids) differ in their last byte
+MAX_OLTS = 256
+
+
+def uni_port_no(pon: int, onu_id: int, uni_index: int = 0) -> int:
+    """The openolt adapter's UNI number (voltha-openolt-adapter ``MkUniPortNum`` before VOL-4413):
+    4 bits of UNI, 8 of ONU id, then the PON id."""
+    return (pon << 12) | (onu_id << 4) | uni_index
+
+
 class AccessNetwork:
+    """The devices, with indexes so that every lookup a request makes costs the same at 50
+    ONUs as at 50,000: by serial, by UNI name, by ONOS location, and the ONU ids in use per PON.
+    """
+
     def __init__(self) -> None:
         self.lock = threading.RLock()
         self.devices: dict[str, Device] = {}
+        self._olts: list[Device] = []
+        #: ONU serial -> device id
+        self._onu_ids: dict[str, str] = {}
+        #: UNI OpenFlow name -> ONU device id
+        self._uni_names: dict[str, str] = {}
+        #: ONOS device id of an OLT -> its VOLTHA device id
+        self._of_ids: dict[str, str] = {}
+        #: (OLT id, PON) -> ONU ids in use
+        self._slots: dict[tuple[str, int], set[int]] = {}
+        #: OLT id -> UNI port number -> ONU device id
+        self._unis_by_olt: dict[str, dict[int, str]] = {}
+        #: OLT id -> how many ONUs it holds
+        self._olt_load: dict[str, int] = {}
 
     def reset(self) -> Device:
         with self.lock:
             self.devices.clear()
-            return self.add_olt("BBSIM_OLT_0")
+            self._olts.clear()
+            self._onu_ids.clear()
+            self._uni_names.clear()
+            self._of_ids.clear()
+            self._slots.clear()
+            self._unis_by_olt.clear()
+            self._olt_load.clear()
+            return self.add_olt()
 
-    def add_olt(self, serial: str) -> Device:
+    def add_olt(self, serial: str | None = None) -> Device:
+        """Another OLT with 16 empty PONs, as BBSim starts one; its MAC (and so its ONOS id)
+        differs from the others' in the last byte."""
         with self.lock:
-            index = sum(1 for d in self.devices.values() if d.root)
+            index = len(self._olts)
+            if index >= MAX_OLTS:
+                raise AccessError(f"at most {MAX_OLTS} OLTs", 409)
+            serial = serial or f"BBSIM_OLT_{index}"
+            if not SERIAL_RE.match(serial.replace("_", "")):
+                raise AccessError("serial must be 4-32 letters, digits or _", 400)
+            if any(o.serial_number == serial for o in self._olts) or serial in self._onu_ids:
+                raise AccessError(f"device {serial} already exists", 409)
             mac = f"0a:0a:0a:0a:0a:{index:02x}"
             olt = Device(
                 id=_device_id(serial),
@@ -164,9 +220,14 @@ class AccessNetwork:
                 host_and_port=f"bbsim{index}:50060",
             )
             olt.ports.append(Port(_NNI_PORT_NO, f"nni-{_NNI_PORT_NO}", "ETHERNET_NNI", "nni-1"))
-            for pon in range(16):
+            for pon in range(PONS_PER_OLT):
                 olt.ports.append(Port(_PON_PORT_BASE + pon, f"pon-{pon}", "PON_OLT"))
+                self._slots[(olt.id, pon)] = set()
             self.devices[olt.id] = olt
+            self._olts.append(olt)
+            self._of_ids[self.of_device_id(olt)] = olt.id
+            self._unis_by_olt[olt.id] = {}
+            self._olt_load[olt.id] = 0
             return olt
 
     def of_device_id(self, olt: Device) -> str:
@@ -174,7 +235,39 @@ class AccessNetwork:
 
     def olts(self) -> list[Device]:
         with self.lock:
-            return [d for d in self.devices.values() if d.root]
+            return list(self._olts)
+
+    def onu(self, serial: str) -> Device | None:
+        with self.lock:
+            device_id = self._onu_ids.get(serial)
+            return None if device_id is None else self.devices.get(device_id)
+
+    def _place(self, olt_id: str | None, pon: int | None) -> tuple[Device, int, int]:
+        """Where a new ONU ranges: the given OLT and PON, or else the least loaded PON of the
+        least loaded OLT (first in order on a tie), and there the lowest free ONU id."""
+        if olt_id is None:
+            olts = self._olts
+        else:
+            olts = [o for o in self._olts if olt_id in (o.id, o.serial_number)]
+            if not olts:
+                raise AccessError(f"no OLT {olt_id}", 404)
+        if pon is not None and not 0 <= pon < PONS_PER_OLT:
+            raise AccessError(f"pon must be 0-{PONS_PER_OLT - 1}", 400)
+        pons = range(PONS_PER_OLT) if pon is None else (pon,)
+
+        def load(olt: Device) -> int:
+            return self._olt_load[olt.id] if pon is None else len(self._slots[(olt.id, pon)])
+
+        olt = min(olts, key=load)
+        chosen = min(pons, key=lambda p: len(self._slots[(olt.id, p)]))
+        used = self._slots[(olt.id, chosen)]
+        if len(used) >= ONUS_PER_PON:
+            where = f"PON {chosen} of {olt.serial_number}" if pon is not None else "every PON"
+            if olt_id is None and pon is None:
+                where = "every PON of every OLT"
+            raise AccessError(f"{where} already holds {ONUS_PER_PON} ONUs (GPON)", 409)
+        onu_id = next(i for i in range(1, ONUS_PER_PON + 1) if i not in used)
+        return olt, chosen, onu_id
 
     def add_onu(
         self,
@@ -202,19 +295,9 @@ class AccessNetwork:
             if value not in allowed:
                 raise AccessError(f"{name} must be one of {', '.join(filter(None, allowed))}", 400)
         with self.lock:
-            if any(d.serial_number == serial for d in self.devices.values()):
+            if serial in self._onu_ids or any(o.serial_number == serial for o in self._olts):
                 raise AccessError(f"ONU {serial} is already discovered", 409)
-            olts = self.olts()
-            olt = next((o for o in olts if olt_id in (None, o.id, o.serial_number)), None)
-            if olt is None:
-                raise AccessError(f"no OLT {olt_id}", 404)
-            pon = 0 if pon is None else pon
-            if not 0 <= pon < 16:
-                raise AccessError("pon must be 0-15", 400)
-            used = {
-                d.onu_id for d in self.devices.values() if d.parent_id == olt.id and d.pon == pon
-            }
-            onu_id = next(i for i in range(1, 512) if i not in used)
+            olt, pon, onu_id = self._place(olt_id, pon)
             onu = Device(
                 id=_device_id(serial),
                 type="brcm_openomci_onu",
@@ -235,7 +318,7 @@ class AccessNetwork:
                 onu.reason = _REASON_DOWN
             elif admin_state == "DISABLED":
                 onu.reason = _REASON_LOCKED
-            uni_no = (pon << 12) | (onu_id << 4)
+            uni_no = uni_port_no(pon, onu_id)
             onu.ports.append(
                 Port(
                     1,
@@ -245,18 +328,29 @@ class AccessNetwork:
                     peer_port_no=_PON_PORT_BASE + pon,
                 )
             )
-            onu.ports.append(Port(uni_no, f"uni-{uni_no}", "ETHERNET_UNI", f"{serial}-1"))
+            uni = Port(uni_no, f"uni-{uni_no}", "ETHERNET_UNI", f"{serial}-1")
+            onu.ports.append(uni)
             self.devices[onu.id] = onu
+            self._onu_ids[serial] = onu.id
+            self._uni_names[uni.of_name] = onu.id
+            self._slots[(olt.id, pon)].add(onu_id)
+            self._olt_load[olt.id] += 1
+            self._unis_by_olt[olt.id][uni_no] = onu.id
             return onu
 
     def remove_onu(self, serial: str) -> bool:
         with self.lock:
-            onu = next(
-                (d for d in self.devices.values() if d.serial_number == serial and not d.root), None
-            )
+            onu = self.onu(serial)
             if onu is None:
                 return False
             del self.devices[onu.id]
+            del self._onu_ids[serial]
+            self._slots[(onu.parent_id, onu.pon)].discard(onu.onu_id)
+            self._olt_load[onu.parent_id] -= 1
+            for port in onu.ports:
+                if port.type == "ETHERNET_UNI":
+                    self._uni_names.pop(port.of_name, None)
+                    self._unis_by_olt[onu.parent_id].pop(port.port_no, None)
             return True
 
     def disable(self, device: Device) -> None:
@@ -285,31 +379,54 @@ class AccessNetwork:
                 if not device.root:
                     device.reason = _REASON_REENABLED
 
+    def _uni(self, onu: Device) -> UniPort | None:
+        olt = self.devices.get(onu.parent_id)
+        port = next((p for p in onu.ports if p.type == "ETHERNET_UNI"), None)
+        if olt is None or port is None:
+            return None
+        return UniPort(
+            of_device_id=self.of_device_id(olt),
+            port_no=port.port_no,
+            name=port.of_name,
+            # VOLTHA takes a UNI's logical port down unless its ONU is usable: disabled,
+            # unreachable or still activating
+            enabled=onu.usable and olt.enabled,
+            onu_id=onu.id,
+        )
+
     def uni_ports(self) -> list[UniPort]:
-        """Every UNI of every ONU, as ports of its OLT's logical device."""
+        """Every UNI of every ONU, as ports of its OLT's logical device (for /_sim/state and
+        the all-devices port list: the only answers that grow with the network)."""
         with self.lock:
-            result = []
-            for onu in self.devices.values():
-                olt = self.devices.get(onu.parent_id)
-                if onu.root or olt is None:
-                    continue
-                for port in onu.ports:
-                    if port.type == "ETHERNET_UNI":
-                        result.append(
-                            UniPort(
-                                of_device_id=self.of_device_id(olt),
-                                port_no=port.port_no,
-                                name=port.of_name,
-                                # VOLTHA takes a UNI's logical port down unless its ONU is
-                                # usable: disabled, unreachable or still activating
-                                enabled=onu.usable and olt.enabled,
-                                onu_id=onu.id,
-                            )
-                        )
-            return result
+            unis = (self._uni(d) for d in self.devices.values() if not d.root)
+            return [uni for uni in unis if uni is not None]
 
     def find_uni(self, name: str) -> UniPort | None:
-        return next((uni for uni in self.uni_ports() if uni.name == name), None)
+        """The UNI ONOS knows by this port name, by index."""
+        with self.lock:
+            device_id = self._uni_names.get(name)
+            onu = None if device_id is None else self.devices.get(device_id)
+            return None if onu is None else self._uni(onu)
+
+    def uni_at(self, of_device_id: str, port_no: int) -> UniPort | None:
+        """The UNI at an ONOS location (``of:<dpid>/<port>``), by index."""
+        with self.lock:
+            olt_id = self._of_ids.get(of_device_id)
+            device_id = None if olt_id is None else self._unis_by_olt[olt_id].get(port_no)
+            onu = None if device_id is None else self.devices.get(device_id)
+            return None if onu is None else self._uni(onu)
+
+    def olt_by_of_id(self, of_device_id: str) -> Device | None:
+        with self.lock:
+            olt_id = self._of_ids.get(of_device_id)
+            return None if olt_id is None else self.devices.get(olt_id)
+
+    def olt_unis(self, olt: Device) -> list[UniPort]:
+        """The UNIs of one OLT's logical device (ONOS's ports of that one device)."""
+        with self.lock:
+            onus = (self.devices[i] for i in self._unis_by_olt[olt.id].values())
+            unis = (self._uni(onu) for onu in onus)
+            return [uni for uni in unis if uni is not None]
 
     def snapshot(self) -> list[dict[str, Any]]:
         with self.lock:

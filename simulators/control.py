@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
-from simulators.access import AccessError
+from simulators.access import ONUS_PER_PON, PONS_PER_OLT, AccessError
 from simulators.cpe import MAC_RE
 from simulators.faults import SpecError, parse_fault, parse_latency
 from simulators.nas import SessionExists
@@ -74,6 +74,8 @@ def _route(world: World, request: Request) -> Reply:
             return json_reply(200, world.journal(request.arg("system")))
         case ("POST", ["onus"]):
             return _add_onu(world, _body(request))
+        case ("POST", ["olts"]):
+            return _add_olt(world, _body(request))
         case ("POST", ["sadis"]):
             return _add_sadis(world, _body(request))
         case ("DELETE", ["sadis", port_name]):
@@ -193,7 +195,8 @@ def _add_onu(world: World, body: dict[str, Any]) -> Reply:
         connect_status=_field(body, "connect_status", str, "REACHABLE"),
         oper_status=_field(body, "oper_status", str),
     )
-    uni = next(u for u in world.access.uni_ports() if u.onu_id == onu.id)
+    uni = world.access.find_uni(f"{onu.serial_number}-1")
+    assert uni is not None  # add_onu just made it
     # the operator's OSS fills SADIS for the subscriber on this UNI, keyed by its port name
     world.onos.set_sadis_entry(uni.name, services)
     return json_reply(
@@ -216,8 +219,24 @@ def _add_onu(world: World, body: dict[str, Any]) -> Reply:
     )
 
 
+def _add_olt(world: World, body: dict[str, Any]) -> Reply:
+    olt = world.access.add_olt(_field(body, "serial", str))
+    return json_reply(
+        201,
+        {
+            "device_id": olt.id,
+            "serial": olt.serial_number,
+            "of_device_id": world.access.of_device_id(olt),
+            "pons": PONS_PER_OLT,
+            "onus_per_pon": ONUS_PER_PON,
+        },
+    )
+
+
 def _cpe_json(world: World, serial: str) -> dict[str, Any]:
-    return next(d for d in world.genieacs.snapshot()["devices"] if d["serial"] == serial)
+    device = world.genieacs.device_json(serial)
+    assert device is not None  # callers found it just before
+    return device
 
 
 def _add_cpe(world: World, body: dict[str, Any]) -> Reply:

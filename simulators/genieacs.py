@@ -40,7 +40,7 @@ from simulators.cpe import (
     escape_id_part,
     now,
 )
-from simulators.mongo import BadQuery, expand, matches, project
+from simulators.mongo import BadQuery, expand, matches, normalize, project
 from simulators.web import BadJson, Reply, Request, json_reply, text_reply
 
 VERSION = "1.2.13"
@@ -78,8 +78,14 @@ class GenieAcsSim:
         #: notified whenever a CPE's session ends (the NBI's wait for the session lock)
         self.session_changed = threading.Condition(self.lock)
         self.devices: dict[str, Cpe] = {}
-        #: queued tasks in insertion order, as GenieACS's tasks collection
-        self.tasks: list[dict[str, Any]] = []
+        #: device ids by serial, and by tag, so a query by either costs the same at any number of
+        #: devices. GenieACS itself indexes only _id (and tasks by device and timestamp: lib/db/
+        #: db.ts); at scale an operator adds MongoDB indexes on these two paths
+        self._serials: dict[str, str] = {}
+        self._tagged: dict[str, set[str]] = {}
+        #: queued tasks by id in insertion order, as GenieACS's tasks collection; and by device
+        self.tasks: dict[str, dict[str, Any]] = {}
+        self._device_tasks: dict[str, dict[str, dict[str, Any]]] = {}
         #: task faults by "<device>:task_<id>", as GenieACS's faults collection
         self.faults: dict[str, dict[str, Any]] = {}
         #: when each fault was last (re)tried, as epoch seconds (its "timestamp")
@@ -95,7 +101,10 @@ class GenieAcsSim:
     def reset(self) -> None:
         with self.lock:
             self.devices.clear()
+            self._serials.clear()
+            self._tagged.clear()
             self.tasks.clear()
+            self._device_tasks.clear()
             self.faults.clear()
             self._fault_times.clear()
             self.session_changed.notify_all()
@@ -126,9 +135,10 @@ class GenieAcsSim:
             params=default_parameters(data_model, serial, oui, product_class, mac),
         )
         with self.lock:
-            if device_id in self.devices or any(c.serial == serial for c in self.devices.values()):
+            if device_id in self.devices or serial in self._serials:
                 raise ValueError(f"CPE {serial} already exists")
             self.devices[device_id] = cpe
+            self._serials[serial] = device_id
         return cpe
 
     def update_cpe(
@@ -141,7 +151,7 @@ class GenieAcsSim:
         fault_code: str | None = None,
     ) -> Cpe | None:
         with self.lock:
-            cpe = next((c for c in self.devices.values() if c.serial == serial), None)
+            cpe = self._by_serial(serial)
             if cpe is None:
                 return None
             if fail_tasks is not None:
@@ -162,39 +172,56 @@ class GenieAcsSim:
         """The CPE informs (a periodic inform): queued tasks run, due faults are retried.
         Nothing happens for a CPE that is offline or already in a session."""
         with self.lock:
-            cpe = next((c for c in self.devices.values() if c.serial == serial), None)
+            cpe = self._by_serial(serial)
             if cpe is not None and cpe.online and not cpe.in_session:
                 self._session(cpe)
             return cpe
 
+    def _by_serial(self, serial: str) -> Cpe | None:
+        device_id = self._serials.get(serial)
+        return None if device_id is None else self.devices.get(device_id)
+
+    def _add_task(self, task: dict[str, Any]) -> None:
+        self.tasks[task["_id"]] = task
+        self._device_tasks.setdefault(task["device"], {})[task["_id"]] = task
+
+    def _remove_task(self, task_id: str) -> None:
+        task = self.tasks.pop(task_id, None)
+        if task is not None:
+            self._device_tasks.get(task["device"], {}).pop(task_id, None)
+
+    def _tasks_of(self, device_id: str) -> list[dict[str, Any]]:
+        return list(self._device_tasks.get(device_id, {}).values())
+
+    def device_json(self, serial: str) -> dict[str, Any] | None:
+        """One CPE as ``snapshot`` shows it (the control API's answers: no whole-state build)."""
+        with self.lock:
+            cpe = self._by_serial(serial)
+            return None if cpe is None else self._cpe_json(cpe)
+
+    def _cpe_json(self, cpe: Cpe) -> dict[str, Any]:
+        return {
+            "id": cpe.id,
+            "serial": cpe.serial,
+            "oui": cpe.oui,
+            "product_class": cpe.product_class,
+            "data_model": cpe.data_model,
+            "mac": cpe.mac,
+            "online": cpe.online,
+            "in_session": cpe.in_session,
+            "parameters": {path: p.value for path, p in cpe.params.items()},
+            "tags": list(cpe.tags),
+            "fail_tasks": cpe.fail_tasks,
+            "faults": [copy.deepcopy(f) for f in self.faults.values() if f["device"] == cpe.id],
+            "tasks": [
+                {**task, "fault": self.faults.get(f"{cpe.id}:task_{task['_id']}")}
+                for task in self._tasks_of(cpe.id)
+            ],
+        }
+
     def snapshot(self) -> dict[str, Any]:
         with self.lock:
-            return {
-                "devices": [
-                    {
-                        "id": cpe.id,
-                        "serial": cpe.serial,
-                        "oui": cpe.oui,
-                        "product_class": cpe.product_class,
-                        "data_model": cpe.data_model,
-                        "mac": cpe.mac,
-                        "online": cpe.online,
-                        "in_session": cpe.in_session,
-                        "parameters": {path: p.value for path, p in cpe.params.items()},
-                        "tags": list(cpe.tags),
-                        "fail_tasks": cpe.fail_tasks,
-                        "faults": [
-                            copy.deepcopy(f) for f in self.faults.values() if f["device"] == cpe.id
-                        ],
-                        "tasks": [
-                            {**task, "fault": self.faults.get(f"{cpe.id}:task_{task['_id']}")}
-                            for task in self.tasks
-                            if task["device"] == cpe.id
-                        ],
-                    }
-                    for cpe in self.devices.values()
-                ]
-            }
+            return {"devices": [self._cpe_json(cpe) for cpe in self.devices.values()]}
 
     # -- HTTP --------------------------------------------------------------------------------
 
@@ -256,11 +283,15 @@ class GenieAcsSim:
             return text_reply(400, "Error: query must be an object")
         with self.lock:
             if collection == "devices":
-                docs = [cpe.document() for cpe in self.devices.values()]
+                docs = [cpe.document() for cpe in self._device_candidates(query)]
             elif collection == "tasks":
-                docs = copy.deepcopy(self.tasks)
+                docs = copy.deepcopy(self._task_candidates(query))
             elif collection == "faults":
-                docs = copy.deepcopy(list(self.faults.values()))
+                fault_id = query.get("_id")
+                if isinstance(fault_id, str):
+                    docs = copy.deepcopy([self.faults[fault_id]] if fault_id in self.faults else [])
+                else:
+                    docs = copy.deepcopy(list(self.faults.values()))
             else:
                 return text_reply(404, "404 Not Found")
         try:
@@ -281,6 +312,30 @@ class GenieAcsSim:
             docs = docs[: int(limit)]
         return json_reply(200, docs, {"total": str(total)})
 
+    def _device_candidates(self, query: dict[str, Any]) -> list[Cpe]:
+        """The devices a query can match, narrowed by an index when a top-level condition is a
+        plain string on ``_id``, ``_deviceId._SerialNumber`` or ``_tags`` (one that GenieACS's
+        expand leaves as it is: no regex, number or wildcard). The query still decides."""
+        serial, tag, device_id = (query.get(k) for k in ("_deviceId._SerialNumber", "_tags", "_id"))
+        if isinstance(serial, str) and _literal(serial):
+            ids = {self._serials[serial]} if serial in self._serials else set()
+        elif isinstance(tag, str) and _literal(tag):
+            ids = self._tagged.get(tag, set())
+        elif isinstance(device_id, str) and _literal(device_id):
+            ids = {device_id}
+        else:
+            return list(self.devices.values())
+        # (sorted by id: a stable order, as MongoDB's natural order is stable)
+        return [self.devices[i] for i in sorted(ids) if i in self.devices]
+
+    def _task_candidates(self, query: dict[str, Any]) -> list[dict[str, Any]]:
+        task_id, device_id = query.get("_id"), query.get("device")
+        if isinstance(task_id, str):
+            return [self.tasks[task_id]] if task_id in self.tasks else []
+        if isinstance(device_id, str):
+            return self._tasks_of(device_id)
+        return list(self.tasks.values())
+
     def _tag(self, method: str, device_id: str, tag: str) -> Reply:
         with self.lock:
             cpe = self.devices.get(device_id)
@@ -288,8 +343,10 @@ class GenieAcsSim:
                 return text_reply(404, "No such device")
             if method == "POST" and tag not in cpe.tags:
                 cpe.tags.append(tag)
+                self._tagged.setdefault(tag, set()).add(device_id)
             elif method == "DELETE" and tag in cpe.tags:
                 cpe.tags.remove(tag)
+                self._tagged.get(tag, set()).discard(device_id)
         return text_reply(200)
 
     def _delete_device(self, device_id: str) -> Reply:
@@ -297,8 +354,13 @@ class GenieAcsSim:
             cpe = self.devices.get(device_id)
             if cpe is not None and cpe.in_session:
                 return text_reply(503, "Device is in session")
-            self.devices.pop(device_id, None)
-            self.tasks = [t for t in self.tasks if t["device"] != device_id]
+            gone = self.devices.pop(device_id, None)
+            if gone is not None:
+                self._serials.pop(gone.serial, None)
+                for tag in gone.tags:
+                    self._tagged.get(tag, set()).discard(device_id)
+            for task in self._tasks_of(device_id):
+                self._remove_task(task["_id"])
         return text_reply(200)
 
     def _delete_task(self, task_id: str) -> Reply:
@@ -306,12 +368,12 @@ class GenieAcsSim:
             # what MongoDB's driver says for a malformed ObjectId, surfacing as a 500
             return text_reply(500, "BSONError: input must be a 24 character hex string")
         with self.lock:
-            task = next((t for t in self.tasks if t["_id"] == task_id), None)
+            task = self.tasks.get(task_id)
             if task is None:
                 return text_reply(404, "Task not found")
             if self.devices[task["device"]].in_session:
                 return text_reply(503, "Device is in session")
-            self.tasks.remove(task)
+            self._remove_task(task_id)
             self._drop_fault(f"{task['device']}:task_{task_id}")
         return text_reply(200)
 
@@ -325,8 +387,7 @@ class GenieAcsSim:
                 return text_reply(503, "Device is in session")
             self._drop_fault(fault_id)
             if channel.startswith("task_"):
-                task_id = channel[len("task_") :]
-                self.tasks = [t for t in self.tasks if t["_id"] != task_id]
+                self._remove_task(channel[len("task_") :])
         return text_reply(200)
 
     def _drop_fault(self, fault_id: str) -> None:
@@ -381,27 +442,25 @@ class GenieAcsSim:
         task = {**task, "device": cpe.id, "timestamp": now(), "_id": f"{next(self._ids):024x}"}
         key = task.get("uniqueKey")
         if key is not None:
-            replaced = [
-                t for t in self.tasks if t["device"] == cpe.id and t.get("uniqueKey") == key
-            ]
+            replaced = [t for t in self._tasks_of(cpe.id) if t.get("uniqueKey") == key]
             for old in replaced:
                 # lib/api-functions.ts insertTasks: the task only; its fault stays (and will
                 # be retried)
-                self.tasks.remove(old)
-        self.tasks.append(task)
+                self._remove_task(old["_id"])
+        self._add_task(task)
         return task
 
     def _session(self, cpe: Cpe) -> None:
         """One CWMP session: every queued, unfaulted task of the CPE runs in order; then the
         first fault whose retry is due is retried (lib/cwmp.ts applyPresets' whiteList)."""
         cpe.last_inform = now()
-        for task in [t for t in self.tasks if t["device"] == cpe.id]:
+        for task in self._tasks_of(cpe.id):
             fault_id = f"{cpe.id}:task_{task['_id']}"
             if fault_id in self.faults:
                 continue
             fault = apply_task(cpe, task)
             if fault is None:
-                self.tasks.remove(task)
+                self._remove_task(task["_id"])
             else:
                 self._record_fault(cpe, fault_id, task, fault)
         self._retry_due_fault(cpe)
@@ -439,12 +498,16 @@ class GenieAcsSim:
             refused = apply_task(cpe, {"name": "setParameterValues", "parameterValues": values})
             if refused is None:
                 self._drop_fault(fault_id)
-                task_id = fault["channel"].removeprefix("task_")
-                self.tasks = [t for t in self.tasks if t["_id"] != task_id]
+                self._remove_task(fault["channel"].removeprefix("task_"))
             else:
                 fault.update(refused, retries=fault["retries"] + 1, timestamp=cpe.last_inform)
                 self._fault_times[fault_id] = time.time()
             return
+
+
+def _literal(value: str) -> bool:
+    """Whether lib/query.ts expand leaves this string as it is (an index can then answer)."""
+    return normalize(value) == [value]
 
 
 def _task_problem(task: dict[str, Any]) -> str | None:

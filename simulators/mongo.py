@@ -39,7 +39,7 @@ def _wildcard(value: str) -> re.Pattern[str] | None:
     return re.compile(output.replace("*", ".*", 1))
 
 
-def _normalize(value: Any) -> list[Any]:
+def normalize(value: Any) -> list[Any]:
     """lib/query.ts normalize: the values a bare value stands for.
 
     GenieACS also adds a Date when the string parses as one after 1983; this simulator stores
@@ -63,7 +63,7 @@ def _expand_value(value: Any) -> list[Any]:
     if isinstance(value, list):
         return [[v for item in value for v in _expand_value(item)]]
     if not isinstance(value, dict):
-        return _normalize(value)
+        return normalize(value)
     keys = list(value)
     choices = [_expand_value(value[k]) if k in _EXPAND_OPS else [value[k]] for k in keys]
     return [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*choices)]

@@ -31,6 +31,7 @@ import threading
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
@@ -65,6 +66,8 @@ class Guard(Protocol):
     """What the NAS needs from the world: counting, journal, latency, faults."""
 
     def before(self, system: str, target: str, record: dict[str, Any]) -> Fault | None: ...
+
+    def in_flight(self, system: str) -> AbstractContextManager[None]: ...
 
 
 @dataclass(frozen=True)
@@ -151,17 +154,19 @@ class NasSim:
             return None
         target = f"{entry['code']} {entry['username'] or ''}".rstrip()
         journal = {key: entry[key] for key in ("code", "id", "username", "session_id")}
-        fault = guard.before(SYSTEM, target, journal)
         code: int | None
         cause: int | None
-        if fault is None:
-            code, cause = self._act(request, entry["username"], entry["session_id"])
-        elif fault.mode == "error":
-            code, cause = _NAK_FOR[request.code], fault.status
-        else:  # timeout, reset: nothing done; after_effect: done; either way, no answer
-            if fault.mode == "after_effect":
-                self._act(request, entry["username"], entry["session_id"])
-            code = cause = None
+        # in flight until the answer is made (it is sent after): see World.in_flight
+        with guard.in_flight(SYSTEM):
+            fault = guard.before(SYSTEM, target, journal)
+            if fault is None:
+                code, cause = self._act(request, entry["username"], entry["session_id"])
+            elif fault.mode == "error":
+                code, cause = _NAK_FOR[request.code], fault.status
+            else:  # timeout, reset: nothing done; after_effect: done; either way, no answer
+                if fault.mode == "after_effect":
+                    self._act(request, entry["username"], entry["session_id"])
+                code = cause = None
         entry["fault"] = fault.mode if fault else None
         if code is None:
             self._record(entry)

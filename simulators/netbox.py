@@ -47,6 +47,21 @@ _FULL = "Insufficient resources are available to satisfy the request"
 
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 IpInterface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
+#: a network as (IP version, first address as an int, prefix length): cheap to hash and to mask
+NetKey = tuple[int, int, int]
+
+
+def _key(network: IpNetwork) -> NetKey:
+    return network.version, int(network.network_address), network.prefixlen
+
+
+def _supernets(key: NetKey) -> Iterator[NetKey]:
+    """Every network strictly containing ``key``, from the nearest to /0."""
+    version, address, length = key
+    bits = 32 if version == 4 else 128
+    for shorter in range(length - 1, -1, -1):
+        mask = ((1 << bits) - 1) ^ ((1 << (bits - shorter)) - 1)
+        yield version, address & mask, shorter
 
 
 def _now() -> str:
@@ -123,6 +138,21 @@ class NetBoxSim:
         self.lock = threading.Lock()
         self.prefixes: dict[int, Prefix] = {}
         self.addresses: dict[int, IpAddress] = {}
+        #: address ids by description, and how many addresses hold each IP: the lookups a
+        #: find-by-key and an allocation make, at the same cost however many addresses exist
+        self._described: dict[str, set[int]] = {}
+        self._taken: dict[Any, int] = {}
+        #: prefix ids by network and by description, and for every network how many prefixes
+        #: lie strictly inside it: children, depth and the next free prefix of a pool are then
+        #: found by walking at most 128 supernets or subnets, never by scanning every prefix
+        self._nets: dict[NetKey, set[int]] = {}
+        self._prefix_described: dict[str, set[int]] = {}
+        self._inside: dict[NetKey, int] = {}
+        #: for every network, how many of its addresses the prefixes within it (equal or
+        #: inside) cover, each address once; for a network that is a prefix, ``_inner`` is the
+        #: same for the prefixes strictly inside it. A pool's free space is found from these.
+        self._covered: dict[NetKey, int] = {}
+        self._inner: dict[NetKey, int] = {}
         self._next_prefix_id = 1
         self._next_ip_id = 1
 
@@ -132,6 +162,13 @@ class NetBoxSim:
         with self.lock:
             self.prefixes.clear()
             self.addresses.clear()
+            self._described.clear()
+            self._taken.clear()
+            self._nets.clear()
+            self._prefix_described.clear()
+            self._inside.clear()
+            self._covered.clear()
+            self._inner.clear()
             self._next_prefix_id = 1
             self._next_ip_id = 1
         for prefix in ("100.64.0.0/24", "100.64.1.0/24", "100.64.255.0/30"):
@@ -140,10 +177,11 @@ class NetBoxSim:
     def add_prefix(self, prefix: str, is_pool: bool = False) -> Prefix:
         network = ipaddress.ip_network(prefix)  # ValueError for the caller to report
         with self.lock:
-            if any(p.prefix == network for p in self.prefixes.values()):
+            if self._nets.get(_key(network)):
                 raise PrefixExists(f"prefix {network} already exists")
             created = Prefix(self._next_prefix_id, network, is_pool)
             self.prefixes[created.id] = created
+            self._index_prefix(created)
             self._next_prefix_id += 1
             return created
 
@@ -306,25 +344,94 @@ class NetBoxSim:
             "custom_fields": {},
             "created": prefix.created,
             "last_updated": prefix.created,
-            "children": sum(1 for p in self.prefixes.values() if prefix.contains(p)),
-            "_depth": sum(1 for p in self.prefixes.values() if p.contains(prefix)),
+            "children": self._inside.get(_key(prefix.prefix), 0),
+            "_depth": sum(len(self._nets.get(k, ())) for k in _supernets(_key(prefix.prefix))),
         }
+
+    def _index_net(self, key: NetKey, prefix_id: int, step: int) -> None:
+        """Adds (step 1) or removes (step -1) a prefix at ``key`` in the network indexes."""
+        ids = self._nets.setdefault(key, set())
+        first_or_last = not ids if step > 0 else ids == {prefix_id}
+        if step > 0:
+            ids.add(prefix_id)
+        else:
+            ids.discard(prefix_id)
+        for outer in _supernets(key):
+            self._inside[outer] = self._inside.get(outer, 0) + step
+        if first_or_last:  # a network held twice covers its addresses once
+            self._cover(key, step)
+
+    def _cover(self, key: NetKey, step: int) -> None:
+        """Updates the covered counts for the first prefix to take ``key`` (step 1) or the last
+        one to leave it (step -1): up to the nearest prefix containing it, whose inner count
+        changes and above which nothing does."""
+        bits = 32 if key[0] == 4 else 128
+        size = 1 << (bits - key[2])
+        inner = self._covered.get(key, 0) if step > 0 else self._inner.pop(key, 0)
+        delta = (size - inner) * step
+        if step > 0:
+            self._inner[key] = inner
+        self._covered[key] = size if step > 0 else inner
+        for outer in _supernets(key):
+            if self._nets.get(outer):
+                self._inner[outer] = self._inner.get(outer, 0) + delta
+                return
+            self._covered[outer] = self._covered.get(outer, 0) + delta
+
+    def _index_prefix(self, prefix: Prefix) -> None:
+        self._index_net(_key(prefix.prefix), prefix.id, 1)
+        self._prefix_described.setdefault(prefix.description, set()).add(prefix.id)
+
+    def _unindex_prefix(self, prefix: Prefix) -> None:
+        self._index_net(_key(prefix.prefix), prefix.id, -1)
+        self._prefix_described.get(prefix.description, set()).discard(prefix.id)
+
+    def _first_free(self, parent: Prefix, length: int) -> NetKey | None:
+        """NetBox's first fit (``get_next_available_prefix``: the first free block at least as
+        large as asked gives its first subnet) as a descent from the pool: the first subnet of
+        that length, in address order, that holds no prefix and lies in none. A subnet with
+        nothing inside is free whole; a taken one is skipped whole; only a partly used one is
+        split. Equal to taking the first large enough block of the free set, since every aligned
+        free subnet lies in one such block."""
+        version, base, top = _key(parent.prefix)
+        if length < top:
+            return None
+        bits = 32 if version == 4 else 128
+        pending = [(base, top)]  # a stack: the lower half is looked at first
+        while pending:
+            address, size = pending.pop()
+            key = (version, address, size)
+            if size > top and self._nets.get(key):
+                continue  # a prefix has it all
+            used = self._inner.get(key, 0) if size == top else self._covered.get(key, 0)
+            if used == 0:
+                return version, address, length
+            if size < length and used < 1 << (bits - size):  # partly used: split it
+                half = 1 << (bits - size - 1)
+                pending.extend(((address + half, size + 1), (address, size + 1)))
+        return None
 
     def _find_prefix(self, key: str) -> Prefix | None:
         return self.prefixes.get(int(key)) if key.isdigit() else None
 
     def _list_prefixes(self, request: Request) -> Reply:
         with self.lock:
-            items = list(self.prefixes.values())
+            wanted_ids: set[int] | None = None  # from the indexes; None: every prefix
             for value in request.query.get("prefix", []):
                 try:
                     wanted = ipaddress.ip_network(value)
                 except ValueError as exc:
                     raise _Invalid({"prefix": [f"Invalid prefix: {value}"]}) from exc
-                items = [p for p in items if p.prefix == wanted]
+                found = self._nets.get(_key(wanted), set())
+                wanted_ids = set(found) if wanted_ids is None else wanted_ids & found
             descriptions = request.query.get("description")
             if descriptions:
-                items = [p for p in items if p.description in descriptions]
+                found = {i for d in descriptions for i in self._prefix_described.get(d, ())}
+                wanted_ids = found if wanted_ids is None else wanted_ids & found
+            if wanted_ids is None:
+                items = list(self.prefixes.values())
+            else:
+                items = [self.prefixes[i] for i in wanted_ids if i in self.prefixes]
             ids = request.query.get("id")
             if ids:
                 items = [p for p in items if str(p.id) in ids]
@@ -343,6 +450,8 @@ class NetBoxSim:
     def _delete_prefix(self, key: str) -> Reply:
         with self.lock:
             prefix = self.prefixes.pop(int(key), None) if key.isdigit() else None
+            if prefix is not None:
+                self._unindex_prefix(prefix)
         if prefix is None:
             return self._json(404, {"detail": "No Prefix matches the given query."})
         return Reply(204, headers={"API-Version": API_VERSION})
@@ -362,18 +471,6 @@ class NetBoxSim:
                     remaining.append(block)
             free = remaining
         return list(ipaddress.collapse_addresses(sorted(free)))  # type: ignore[type-var]
-
-    @staticmethod
-    def _take(free: list[IpNetwork], length: int) -> IpNetwork | None:
-        """``get_next_available_prefix``: the first block (in address order) at least as large
-        as asked gives its first subnet of that length (first fit, not best fit)."""
-        for index, block in enumerate(free):
-            if length >= block.prefixlen:
-                taken = next(block.subnets(new_prefix=length))
-                rest = list(block.address_exclude(taken))  # type: ignore[arg-type]
-                free[index : index + 1] = sorted(rest)
-                return taken
-        return None
 
     def _list_available_prefixes(self, request: Request, key: str) -> Reply:
         # Every free block: NetBox applies no limit and no paging to this list.
@@ -400,17 +497,28 @@ class NetBoxSim:
             if any(errors):
                 return self._json(400, [e or {} for e in errors])
             fields = [self._prefix_fields(item) for item in items]
-            free = self._free_blocks(parent)
-            chosen = [self._take(free, int(item["prefix_length"])) for item in items]
-            if any(block is None for block in chosen):
-                # checked before anything is created: a list is refused whole
+            chosen: list[NetKey] = []
+            for item in items:
+                block = self._first_free(parent, int(item["prefix_length"]))
+                if block is None:
+                    break
+                self._index_net(block, 0, 1)  # held while the rest of the list is placed
+                chosen.append(block)
+            for block in chosen:
+                self._index_net(block, 0, -1)
+            if len(chosen) < len(items):
+                # nothing is created unless all fit: a list is refused whole
                 return self._json(409, {"detail": _FULL})
             created = []
-            for block, values in zip(chosen, fields, strict=True):
-                assert block is not None
-                prefix = Prefix(self._next_prefix_id, block, **values)
+            for (_, address, length), values in zip(chosen, fields, strict=True):
+                family = (
+                    ipaddress.IPv4Network if parent.prefix.version == 4 else ipaddress.IPv6Network
+                )
+                network = family((address, length))
+                prefix = Prefix(self._next_prefix_id, network, **values)
                 self._next_prefix_id += 1
                 self.prefixes[prefix.id] = prefix
+                self._index_prefix(prefix)
                 created.append(self._prefix_json(prefix, request.base_url))
         return self._json(201, created if many else created[0])
 
@@ -444,9 +552,20 @@ class NetBoxSim:
             raise _Invalid(errors)
         return {"status": status, "description": description, "is_pool": bool(item.get("is_pool"))}
 
+    def _index(self, address: IpAddress) -> None:
+        self._described.setdefault(address.description, set()).add(address.id)
+        self._taken[address.address.ip] = self._taken.get(address.address.ip, 0) + 1
+
+    def _unindex(self, address: IpAddress) -> None:
+        self._described.get(address.description, set()).discard(address.id)
+        left = self._taken.get(address.address.ip, 0) - 1
+        if left > 0:
+            self._taken[address.address.ip] = left
+        else:
+            self._taken.pop(address.address.ip, None)
+
     def _free(self, prefix: Prefix) -> Iterator[ipaddress.IPv4Address | ipaddress.IPv6Address]:
-        taken = {a.address.ip for a in self.addresses.values() if a.address.ip in prefix.prefix}
-        return (ip for ip in prefix.usable_hosts() if ip not in taken)
+        return (ip for ip in prefix.usable_hosts() if ip not in self._taken)
 
     def _list_available(self, request: Request, key: str) -> Reply:
         limit = self._int_arg(request, "limit", DEFAULT_PAGE) or DEFAULT_PAGE
@@ -496,6 +615,7 @@ class NetBoxSim:
                 )
                 self._next_ip_id += 1
                 self.addresses[address.id] = address
+                self._index(address)
                 created.append(self._ip_json(address, request.base_url))
         return self._json(201, created if many else created[0])
 
@@ -565,11 +685,14 @@ class NetBoxSim:
 
     def _list_addresses(self, request: Request) -> Reply:
         with self.lock:
-            items = list(self.addresses.values())
             descriptions = request.query.get("description")
             if descriptions:
                 # exact and case-sensitive; repeated values are ORed, as in NetBox's filtersets
-                items = [a for a in items if a.description in descriptions]
+                # (found through the index: a find by key does not scan every address)
+                ids = sorted({i for d in descriptions for i in self._described.get(d, ())})
+                items = [self.addresses[i] for i in ids]
+            else:
+                items = list(self.addresses.values())
             addresses = request.query.get("address")
             if addresses:
                 items = [
@@ -604,14 +727,18 @@ class NetBoxSim:
             address = self.addresses.get(int(key)) if key.isdigit() else None
             if address is None:
                 return self._json(404, {"detail": "No IPAddress matches the given query."})
+            self._unindex(address)
             for name, value in values.items():
                 setattr(address, name, value)
+            self._index(address)
             address.last_updated = _now()
             return self._json(200, self._ip_json(address, request.base_url))
 
     def _delete_address(self, key: str) -> Reply:
         with self.lock:
             address = self.addresses.pop(int(key), None) if key.isdigit() else None
+            if address is not None:
+                self._unindex(address)
         if address is None:
             return self._json(404, {"detail": "No IPAddress matches the given query."})
         return Reply(204, headers={"API-Version": API_VERSION})

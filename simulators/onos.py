@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
 
-from simulators.access import AccessNetwork, UniPort
+from simulators.access import AccessNetwork, Device, UniPort
 from simulators.web import Reply, Request, json_reply, text_reply
 
 #: bandwidth profiles SADIS knows (a service naming another one never gets its meters)
@@ -114,12 +114,15 @@ class OnosSim:
         #: services requested (the olt app's provisionedSubscribers), with the monotonic time
         #: the olt app starts on their flows (from then on programmed-subscribers lists them)
         self.services: dict[ServiceKey, tuple[SadisService, float]] = {}
+        #: the keys of ``services`` by port name, so a port's services are found without a scan
+        self._port_keys: dict[str, set[ServiceKey]] = {}
         #: SADIS subscriber entries by port name (the id SADIS knows a UNI by)
         self.sadis: dict[str, list[SadisService]] = {}
 
     def reset(self) -> None:
         with self.lock:
             self.services.clear()
+            self._port_keys.clear()
             self.sadis.clear()
 
     # -- SADIS (the control API fills it: SADIS is read-only over ONOS's REST) ----------------
@@ -149,23 +152,34 @@ class OnosSim:
     def _sadis_service(self, key: ServiceKey) -> SadisService | None:
         return next((s for s in self.sadis.get(key.port_name, []) if s.matches(key)), None)
 
-    def programmed(self) -> list[tuple[ServiceKey, SadisService, UniPort]]:
-        unis = {uni.name: uni for uni in self._access.uni_ports()}
+    def programmed(
+        self, unis: list[UniPort] | None = None
+    ) -> list[tuple[ServiceKey, SadisService, UniPort]]:
+        """The services programmed-subscribers lists, on the given UNIs (default: all of them).
+
+        Found through the port-name index: the cost is that of the UNIs asked about, not of
+        the network."""
+        if unis is None:
+            unis = self._access.uni_ports()
         now = time.monotonic()
+        found = []
         with self.lock:
-            return [
-                (key, service, unis[key.port_name])
-                for key, (service, ready_at) in self.services.items()
-                if key.port_name in unis
-                and unis[key.port_name].enabled
-                and ready_at <= now
-                and {service.upstream_bp, service.downstream_bp} <= set(BANDWIDTH_PROFILES)
-            ]
+            for uni in unis:
+                if not uni.enabled:
+                    continue
+                for key in self._port_keys.get(uni.name, ()):
+                    service, ready_at = self.services[key]
+                    if ready_at <= now and {service.upstream_bp, service.downstream_bp} <= set(
+                        BANDWIDTH_PROFILES
+                    ):
+                        found.append((key, service, uni))
+        return found
 
     def snapshot(self) -> dict[str, Any]:
         programmed = self.programmed()
         with self.lock:
-            pending = [key for key in self.services if all(key != k for k, _, _ in programmed)]
+            listed = {key for key, _, _ in programmed}
+            pending = [key for key in self.services if key not in listed]
             sadis = {port: [s.to_dict() for s in services] for port, services in self.sadis.items()}
         return {
             "sadis": sadis,
@@ -228,7 +242,14 @@ class OnosSim:
             case ["onos", "v1", "devices", "ports"] if method == "GET":
                 return self._ports()
             case ["onos", "v1", "devices"] if method == "GET":
-                return self._devices()
+                return json_reply(200, {"devices": [self._device_json(o) for o in self._olts()]})
+            case ["onos", "v1", "devices", device_id] if method == "GET":
+                olt = self._access.olt_by_of_id(device_id)
+                if olt is None:
+                    return self._device_not_found()
+                return json_reply(200, self._device_json(olt))
+            case ["onos", "v1", "devices", device_id, "ports"] if method == "GET":
+                return self._device_ports(device_id)
         return json_reply(404, {"code": 404, "message": "HTTP 404 Not Found"})
 
     @staticmethod
@@ -262,9 +283,11 @@ class OnosSim:
                 if key in self.services:
                     return text_reply(204)
                 self.services[key] = (service, time.monotonic() + self._program_delay())
+                self._port_keys.setdefault(port_name, set()).add(key)
                 return text_reply(200)
             if self.services.pop(key, None) is None:
                 return text_reply(204)
+            self._port_keys[port_name].discard(key)
             return text_reply(200)
 
     def _sadis_subscriber(self, port_name: str) -> Reply:
@@ -291,23 +314,57 @@ class OnosSim:
     def _programmed_subscribers(
         self, device_id: str | None = None, port: str | None = None
     ) -> Reply:
+        # OltWebResource filters the whole map by device id, then by port number; we look the
+        # filtered UNIs up by index instead of scanning (same answer, cost of the answer)
+        unis: list[UniPort] | None = None
+        if device_id is not None:
+            olt = self._access.olt_by_of_id(device_id)
+            if olt is None:
+                unis = []
+            elif port is None:
+                unis = self._access.olt_unis(olt)
+            else:
+                uni = self._access.uni_at(device_id, int(port)) if port.isdigit() else None
+                unis = [uni] if uni is not None else []
         entries = [
             {"location": uni.location, "tagInfo": _tag_info(service)}
-            for _, service, uni in self.programmed()
-            if device_id in (None, uni.of_device_id) and port in (None, str(uni.port_no))
+            for _, service, uni in self.programmed(unis)
         ]
         return json_reply(200, {"entries": entries})
 
+    def _olts(self) -> list[Device]:
+        return self._access.olts()
+
+    def _nni_ports(self, olt: Device) -> list[dict[str, Any]]:
+        of_id = self._access.of_device_id(olt)
+        return [
+            self._port_json(of_id, port.port_no, port.of_name, olt.enabled)
+            for port in olt.ports
+            if port.type == "ETHERNET_NNI"
+        ]
+
     def _ports(self) -> Reply:
-        ports = []
-        for olt in self._access.olts():
-            of_id = self._access.of_device_id(olt)
-            for port in olt.ports:
-                if port.type == "ETHERNET_NNI":
-                    ports.append(self._port_json(of_id, port.port_no, port.of_name, olt.enabled))
+        # DevicesWebResource.getDevicesPorts: every port of every device (grows with the network)
+        ports = [port for olt in self._olts() for port in self._nni_ports(olt)]
         for uni in self._access.uni_ports():
             ports.append(self._port_json(uni.of_device_id, uni.port_no, uni.name, uni.enabled))
         return json_reply(200, {"ports": ports})
+
+    def _device_ports(self, device_id: str) -> Reply:
+        # DevicesWebResource.getDevicePorts: the device's JSON with a "ports" array
+        olt = self._access.olt_by_of_id(device_id)
+        if olt is None:
+            return self._device_not_found()
+        ports = self._nni_ports(olt) + [
+            self._port_json(uni.of_device_id, uni.port_no, uni.name, uni.enabled)
+            for uni in self._access.olt_unis(olt)
+        ]
+        return json_reply(200, {**self._device_json(olt), "ports": ports})
+
+    @staticmethod
+    def _device_not_found() -> Reply:
+        # nullIsNotFound(..., DEVICE_NOT_FOUND) through ONOS's EntityNotFoundMapper
+        return json_reply(404, {"code": 404, "message": "Device is not found"})
 
     @staticmethod
     def _port_json(element: str, port_no: int, name: str, enabled: bool) -> dict[str, Any]:
@@ -324,21 +381,17 @@ class OnosSim:
             },
         }
 
-    def _devices(self) -> Reply:
-        devices = [
-            {
-                "id": self._access.of_device_id(olt),
-                "type": "SWITCH",
-                "available": olt.enabled,
-                "role": "MASTER",
-                "mfr": "VOLTHA Project",
-                "hw": "open_pon",
-                "sw": "open_pon",
-                "serial": olt.serial_number,
-                "driver": "voltha",
-                "chassisId": olt.mac_address.replace(":", "").lstrip("0"),
-                "annotations": {"managementAddress": olt.host_and_port, "protocol": "OF_13"},
-            }
-            for olt in self._access.olts()
-        ]
-        return json_reply(200, {"devices": devices})
+    def _device_json(self, olt: Device) -> dict[str, Any]:
+        return {
+            "id": self._access.of_device_id(olt),
+            "type": "SWITCH",
+            "available": olt.enabled,
+            "role": "MASTER",
+            "mfr": "VOLTHA Project",
+            "hw": "open_pon",
+            "sw": "open_pon",
+            "serial": olt.serial_number,
+            "driver": "voltha",
+            "chassisId": olt.mac_address.replace(":", "").lstrip("0"),
+            "annotations": {"managementAddress": olt.host_and_port, "protocol": "OF_13"},
+        }

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from types import FrameType
 
 from simulators import control
+from simulators.access import ONUS_PER_PON, PONS_PER_OLT
 from simulators.nas import NasServer
 from simulators.netbox import DEFAULT_TOKENS
 from simulators.voltha import start_grpc_server
@@ -65,7 +66,12 @@ DEMO_IPV6_POOLS = ("2001:db8:100::/40", "2001:db8:200::/40")
 
 
 def seed_demo(world: World, count: int) -> None:
-    """What a lab has after its ONUs ranged and its CPEs informed: `make run`'s example uses it."""
+    """What a lab has after its ONUs ranged and its CPEs informed: `make run`'s example uses it.
+
+    As many OLTs as the ONUs need (2,048 a 16-PON OLT), the ONUs spread over their PONs."""
+    per_olt = PONS_PER_OLT * ONUS_PER_PON
+    while len(world.access.olts()) * per_olt < count:
+        world.access.add_olt()
     for number in range(1, count + 1):
         onu = world.access.add_onu(f"BBSM{number:08d}")
         for port in onu.ports:

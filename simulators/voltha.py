@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from concurrent import futures
+from contextlib import AbstractContextManager
 from typing import Any, NoReturn, Protocol, TypeVar
 
 import grpc
@@ -56,6 +57,8 @@ class Guard(Protocol):
     def before(self, system: str, target: str, record: dict[str, Any]) -> Fault | None: ...
 
     def hold(self, seconds: float | None, *, at_most: float | None = None) -> None: ...
+
+    def in_flight(self, system: str) -> AbstractContextManager[None]: ...
 
 
 def _abort(context: grpc.ServicerContext, code: grpc.StatusCode, details: str) -> NoReturn:
@@ -123,6 +126,17 @@ class VolthaServicer(voltha_pb2_grpc.VolthaServiceServicer):  # type: ignore[mis
         self._guard = guard
 
     def _call(
+        self,
+        method: str,
+        request: Message,
+        context: grpc.ServicerContext,
+        effect: Callable[[], T],
+    ) -> T:
+        # in flight until the servicer returns; gRPC sends the answer after
+        with self._guard.in_flight("voltha"):
+            return self._answer(method, request, context, effect)
+
+    def _answer(
         self,
         method: str,
         request: Message,

@@ -12,6 +12,7 @@ import socket
 import struct
 import threading
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
@@ -110,6 +111,10 @@ class Hub(Protocol):
         """Blocks like a hung server until the hold ends, the state is reset or we shut down."""
         ...
 
+    def in_flight(self, system: str) -> AbstractContextManager[None]:
+        """Counts the request as in flight (for ``max_concurrent``) while the block runs."""
+        ...
+
 
 def _journal_record(request: Request) -> dict[str, Any]:
     """What tests may assert about a request's shape; credentials are reduced to their scheme."""
@@ -175,19 +180,22 @@ class _Handler(BaseHTTPRequestHandler):
             return
         request = self._request(mount.prefix, mount.strip, body)
         system = mount.system
-        fault = hub.before(system.name, request.target, _journal_record(request))
-        if fault is None:
-            self._send(self._safely(system.handle, request))
-        elif fault.mode == "error":
-            self._send(system.error_reply(fault.status, request))
-        elif fault.mode == "timeout":
-            hub.hold(fault.hold_s)
+        # in flight until the answer is ready, not until it is written: see World.in_flight
+        with hub.in_flight(system.name):
+            fault = hub.before(system.name, request.target, _journal_record(request))
+            reply: Reply | None = None
+            if fault is None:
+                reply = self._safely(system.handle, request)
+            elif fault.mode == "error":
+                reply = system.error_reply(fault.status, request)
+            elif fault.mode == "timeout":
+                hub.hold(fault.hold_s)
+            elif fault.mode == "after_effect":  # the change is made, the answer is lost
+                self._safely(system.handle, request)
+        if reply is None:  # timeout, reset, after_effect
             self._drop()
-        elif fault.mode == "reset":
-            self._drop()
-        else:  # after_effect: the change is made, the answer is lost
-            self._safely(system.handle, request)
-            self._drop()
+        else:
+            self._send(reply)
 
     def _safely(self, handler: Callable[[Request], Reply], request: Request) -> Reply:
         try:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import threading
 from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 
 from simulators import control
 from simulators.access import AccessNetwork
-from simulators.faults import Fault, FaultBook
+from simulators.faults import SYSTEMS, Fault, FaultBook
 from simulators.genieacs import GenieAcsSim
 from simulators.nas import NasSim
 from simulators.netbox import DEFAULT_TOKENS, NetBoxSim
@@ -78,6 +80,10 @@ class World:
         self._journal_lock = threading.Lock()
         self._release_lock = threading.Lock()
         self._release = threading.Event()
+        self._flight_lock = threading.Lock()
+        #: requests being handled now, and the most ever at once since the last reset, per system
+        self._in_flight = dict.fromkeys(SYSTEMS, 0)
+        self._max_concurrent = dict.fromkeys(SYSTEMS, 0)
         self.reset()
 
     # -- the hooks the HTTP front and the gRPC servicer call ---------------------------------
@@ -93,6 +99,30 @@ class World:
         if delay:
             self.hold(delay)
         return self.faults.take(system, target)
+
+    @contextmanager
+    def in_flight(self, system: str) -> Iterator[None]:
+        """Counts a request of ``system`` as in flight for the block's duration.
+
+        The fronts enter once the request is read and leave before the answer is written: a
+        client that sends its next call only after an answer can never be counted twice, so
+        ``max_concurrent`` is exactly the most calls a client had open at once (what a
+        per-system concurrency limit in the orchestrator is tested against).
+        """
+        with self._flight_lock:
+            self._in_flight[system] += 1
+            self._max_concurrent[system] = max(
+                self._max_concurrent[system], self._in_flight[system]
+            )
+        try:
+            yield
+        finally:
+            with self._flight_lock:
+                self._in_flight[system] -= 1
+
+    def max_concurrent(self) -> dict[str, int]:
+        with self._flight_lock:
+            return dict(self._max_concurrent)
 
     def hold(self, seconds: float | None, *, at_most: float | None = None) -> None:
         duration = self.config.hold_s if seconds is None else seconds
@@ -125,6 +155,9 @@ class World:
         self.nas.reset()
         with self._journal_lock:
             self._journal.clear()
+        with self._flight_lock:
+            # requests still being answered (held ones just let go) stay counted until they end
+            self._max_concurrent = dict(self._in_flight)
 
     def journal(self, system: str | None) -> list[dict[str, Any]]:
         with self._journal_lock:
@@ -148,6 +181,7 @@ class World:
             "voltha": self.voltha_view(),
             "nas": self.nas.snapshot(),
             "counters": faults["counters"],
+            "max_concurrent": self.max_concurrent(),
             "faults": faults["faults"],
             "latency": faults["latency"],
             "config": self.config.to_dict(),

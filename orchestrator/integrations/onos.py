@@ -7,11 +7,21 @@ explained from SADIS (``GET /onos/sadis/subscriber/{portName}``). We confirm thr
 ``programmed-subscribers``, whose entries name the port by location (``of:<dpid>/<port number>``),
 so we first look the port name up in ONOS's device ports; it lists services whose flows are
 pending, added or in error, so it proves the request was taken, not that traffic passes.
+
+ONOS finds a port by name only by scanning every port of every device (its REST has
+``/onos/v1/devices/ports`` and ``/onos/v1/devices/{id}/ports``, no port by name; the olt app's
+own ``Olt.findSubscriberConnectPoint`` loops over them all). So the client keeps the names it has
+seen with their locations: a name it does not know refreshes the whole map with one listing,
+and a known one costs nothing. A location changes only when an ONU ranges elsewhere, so the
+polls trust the map; where an answer decides something (send nothing, call a removal done)
+the location is first checked against its one device's ports, and a poll that ends without
+the service looks again on a checked location before it gives up.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -67,6 +77,9 @@ class OnosClient:
         self._confirm_interval = confirm_interval
         self._clock = clock
         self._sleep = sleep
+        #: port name -> "of:<dpid>/<port>", as of the last listing of every device's ports
+        self._locations: dict[str, str] = {}
+        self._locations_lock = threading.Lock()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> OnosClient:
@@ -85,19 +98,56 @@ class OnosClient:
         parts = "/".join(_segment(p) for p in (port_name, s_tag, c_tag, tp_id))
         return f"/onos/olt/oltapp/services/{parts}"
 
-    def location_of(self, port_name: str) -> str | None:
-        """``of:<dpid>/<port>`` of the port ONOS knows by this name, or None if it knows none."""
+    def location_of(self, port_name: str, *, verify: bool = False) -> str | None:
+        """``of:<dpid>/<port>`` of the port ONOS knows by this name, or None if it knows none.
+
+        From the client's map; a name not in it refreshes the map (one listing of every
+        device's ports). With ``verify`` a location from the map is first checked against its
+        device's ports (the port still has this name), and refreshed if it does not.
+        """
+        with self._locations_lock:
+            location = self._locations.get(port_name)
+        if location is None:
+            return self._refresh_locations(port_name)
+        if verify and not self._still_named(location, port_name):
+            return self._refresh_locations(port_name)
+        return location
+
+    def _refresh_locations(self, port_name: str) -> str | None:
         response = self._rest.request(
             "GET", "/onos/v1/devices/ports", operation="list_ports", idempotent=True
         )
-        for port in response.json().get("ports", []):
-            if port.get("annotations", {}).get("portName") == port_name:
-                return f"{port['element']}/{port['port']}"
-        return None
+        locations = {
+            name: f"{port['element']}/{port['port']}"
+            for port in response.json().get("ports", [])
+            if (name := port.get("annotations", {}).get("portName"))
+        }
+        with self._locations_lock:
+            self._locations = locations
+        return locations.get(port_name)
 
-    def programmed_services(self, port_name: str) -> list[dict[str, Any]]:
-        """The tag information of every service programmed on the port (empty if none)."""
-        location = self.location_of(port_name)
+    def _still_named(self, location: str, port_name: str) -> bool:
+        """Whether the port at ``location`` is still the one named ``port_name`` (one device's
+        ports: DevicesWebResource.getDevicePorts; 404 "Device is not found")."""
+        device_id, port = location.rsplit("/", 1)
+        response = self._rest.request(
+            "GET",
+            f"/onos/v1/devices/{_segment(device_id)}/ports",
+            operation="device_ports",
+            ok=(200, 404),
+            idempotent=True,
+        )
+        if response.status_code == 404:
+            return False
+        return any(
+            str(p.get("port")) == port and p.get("annotations", {}).get("portName") == port_name
+            for p in response.json().get("ports", [])
+        )
+
+    def programmed_services(self, port_name: str, *, verify: bool = False) -> list[dict[str, Any]]:
+        """The tag information of every service programmed on the port (empty if none); with
+        ``verify``, on a location checked against ONOS (see :meth:`location_of`)."""
+        location = self.location_of(port_name, verify=verify)
         if location is None:
             return []
         device_id, port = location.rsplit("/", 1)
@@ -114,18 +164,25 @@ class OnosClient:
         ]
 
     def is_programmed(
-        self, port_name: str, s_tag: int, c_tag: int, tp_id: int | None = None
+        self,
+        port_name: str,
+        s_tag: int,
+        c_tag: int,
+        tp_id: int | None = None,
+        *,
+        verify: bool = False,
     ) -> bool:
         """Whether programmed-subscribers lists this service on the port.
 
         Listed means the olt app took the request and works on its flows (pending-add, added or
-        in error): it proves the request was taken, not that traffic passes.
+        in error): it proves the request was taken, not that traffic passes. Pass ``verify``
+        when the answer decides something (see :meth:`location_of`).
         """
         return any(
             info.get("ponSTag") == s_tag
             and info.get("ponCTag") == c_tag
             and tp_id in (None, info.get("technologyProfileId"))
-            for info in self.programmed_services(port_name)
+            for info in self.programmed_services(port_name, verify=verify)
         )
 
     def sadis_services(self, port_name: str) -> list[dict[str, Any]] | None:
@@ -163,7 +220,11 @@ class OnosClient:
         when ONOS accepted but does not list the service within ``confirm_timeout`` (calling again
         is safe: a listed service is left alone).
         """
-        if self.is_programmed(port_name, s_tag, c_tag, tp_id):
+        # a listed service is left alone; positive answers only are checked, as a wrong
+        # negative merely sends a POST that ONOS refuses (204) and we then adopt
+        if self.is_programmed(port_name, s_tag, c_tag, tp_id) and self.is_programmed(
+            port_name, s_tag, c_tag, tp_id, verify=True
+        ):
             return
         response = self._rest.request(
             "POST",
@@ -175,13 +236,21 @@ class OnosClient:
         if response.status_code == 204:
             self._explain_refusal(port_name, s_tag, c_tag, tp_id)
             return
-        if not self._await(lambda: self.is_programmed(port_name, s_tag, c_tag, tp_id)):
+        if not self._listed(port_name, s_tag, c_tag, tp_id):
             raise TransientError(
                 f"{SYSTEM} activate_service: {port_name} s{s_tag}/c{c_tag}/tp{tp_id} accepted but "
                 f"not listed in programmed-subscribers after {self._confirm_timeout:g} s",
                 system=SYSTEM,
                 operation="activate_service",
             )
+
+    def _listed(self, port_name: str, s_tag: int, c_tag: int, tp_id: int) -> bool:
+        """Polls until the service is listed. Called once ONOS has the request (by port name,
+        which it resolves itself), so a listing is ours; a poll that ends without one looks
+        again on a checked location, in case the map's went stale (the ONU ranged elsewhere)."""
+        return self._await(
+            lambda: self.is_programmed(port_name, s_tag, c_tag, tp_id)
+        ) or self.is_programmed(port_name, s_tag, c_tag, tp_id, verify=True)
 
     def _explain_refusal(self, port_name: str, s_tag: int, c_tag: int, tp_id: int) -> None:
         """After a 204 to our POST: adopt the service if it is exactly ours, else fail for good."""
@@ -200,7 +269,7 @@ class OnosClient:
             )
         # SADIS has the service, so the olt app refused because it was requested already: by an
         # earlier attempt of ours whose answer was lost, or by someone else with the same tags
-        if self._await(lambda: self.is_programmed(port_name, s_tag, c_tag, tp_id)):
+        if self._listed(port_name, s_tag, c_tag, tp_id):
             log.info("onos service %s %s already requested: adopted", port_name, wanted)
             return
         raise self._refused(
@@ -235,12 +304,12 @@ class OnosClient:
         except TransientError:
             # ONOS answers 500 "ConnectPoint not found" when the ONU is gone, and 500 is also what
             # a real failure looks like: what is programmed decides, not the message
-            if self.is_programmed(port_name, s_tag, c_tag, tp_id):
+            if self.is_programmed(port_name, s_tag, c_tag, tp_id, verify=True):
                 raise
             log.info("onos service on %s s%s/c%s already absent", port_name, s_tag, c_tag)
             return
         if response.status_code == 204:
-            if self.is_programmed(port_name, s_tag, c_tag, tp_id):
+            if self.is_programmed(port_name, s_tag, c_tag, tp_id, verify=True):
                 raise PermanentError(
                     f"{SYSTEM} deactivate_service: ONOS removed nothing (HTTP 204) but "
                     f"programmed-subscribers still lists s{s_tag}/c{c_tag}/tp{tp_id} on "

@@ -5,6 +5,14 @@ an ONU by its serial number, with its OLT, its UNI port (whose OpenFlow name is 
 the subscriber's port by) and its state; a disabled or unreachable ONU is still found, so that it
 can be enabled again, unless the caller asks for a usable one.
 
+VOLTHA's northbound finds a device by id only: ``GetDevice``/``ListDevicePorts`` take an id,
+``ListDevices`` takes nothing (voltha-protos voltha.proto) and answers every device the core
+holds (voltha-go rw_core/core/device/manager_nbi.go). An ONU's id is a random UUID made when it
+is discovered (``ChildDeviceDetected``: ``utils.CreateDeviceID``), so it cannot be derived from
+its serial. The client therefore keeps the serial -> id map of the last ``ListDevices``: a
+known serial costs one ``GetDevice`` (whose serial must still match), and only a serial not in
+the map, or an id VOLTHA no longer knows, lists the devices again.
+
 Disabling and enabling are made idempotent after voltha-go's core (rw_core/core/device/agent.go):
 ``disableDevice`` answers OK for a device that is already disabled, but ``enableDevice`` refuses
 an ENABLED device with FAILED_PRECONDITION unless its oper status is FAILED.
@@ -13,6 +21,7 @@ an ENABLED device with FAILED_PRECONDITION unless its oper status is FAILED.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
@@ -169,9 +178,7 @@ class VolthaClient:
         PermanentError naming its state; without it a disabled or unreachable ONU is returned
         too (to enable it again, or to undo a service on it).
         """
-        onu = next(
-            (d for d in self.list_devices() if not d.root and d.serial_number == serial), None
-        )
+        onu = self._onu_by_serial(serial)
         if onu is None:
             raise ResourceNotFound(
                 f"{SYSTEM} find_onu: ONU {serial} not discovered by VOLTHA",
@@ -223,6 +230,26 @@ class VolthaClient:
         is simply asked again.
         """
         if self._onu(device_id, "disable_onu").admin_state == common_pb2.AdminState.DISABLED:
+    def _onu_by_serial(self, serial: str) -> device_pb2.Device | None:
+        """The ONU with this serial: by its id in the map if VOLTHA still has it under that
+        serial, else from a fresh ListDevices (which refreshes the whole map)."""
+        with self._onu_ids_lock:
+            device_id = self._onu_ids.get(serial)
+        if device_id is not None:
+            try:
+                device = self.get_device(device_id)
+            except ResourceNotFound:  # deleted (and perhaps discovered again under a new id)
+                device = None
+            if device is not None and not device.root and device.serial_number == serial:
+                return device
+        onus: dict[str, device_pb2.Device] = {}
+        for device in self.list_devices():
+            if not device.root:
+                onus.setdefault(device.serial_number, device)  # the first, as VOLTHA lists them
+        with self._onu_ids_lock:
+            self._onu_ids = {found: d.id for found, d in onus.items()}
+        return onus.get(serial)
+
             return
         self._rpc(
             "disable_onu",

@@ -127,6 +127,7 @@ def start_simulators(
     http_port: int | None = None,
     grpc_port: int | None = None,
     nas_port: int | None = None,
+    demo: int = 0,
 ) -> SimulatorHandle:
     http_port, grpc_port = http_port or _free_port(), grpc_port or _free_port()
     # never the default 3799: a `make run` beside the tests has it
@@ -148,6 +149,9 @@ def start_simulators(
     ]
     if hold_s is not None:
         args += ["--hold-s", str(hold_s)]
+    if demo:
+        # a network of this many ONUs and CPEs from the start (a reset empties it)
+        args += ["--demo", str(demo)]
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])),

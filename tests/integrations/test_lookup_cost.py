@@ -1,0 +1,134 @@
+"""What one subscriber's lookups cost the clients, at 50 and at 5,000 ONUs and CPEs.
+
+Counted, never timed: the requests each client sends (from the simulators' journal, or the
+client's own session) and the bytes it reads. The same subscriber's work must cost the same
+however large the network around it is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import requests
+
+from orchestrator.integrations.genieacs import GenieAcsClient
+from orchestrator.integrations.http import RetryPolicy, Timeouts
+from orchestrator.integrations.onos import OnosClient
+from orchestrator.integrations.voltha import VolthaClient
+from tests.support.simulator_process import SimulatorHandle, start_simulators
+
+SIZES = (50, 5_000)
+FAST = RetryPolicy(attempts=2, initial_wait=0.01, max_wait=0.02)
+
+
+@pytest.fixture(scope="module")
+def networks() -> Iterator[dict[int, SimulatorHandle]]:
+    """One simulator per size, seeded as `--demo N` seeds: N ONUs (BBSM00000001...) over as
+    many OLTs as they need, N CPEs (DEMOCPE0001...)."""
+    handles: dict[int, SimulatorHandle] = {}
+    try:
+        for size in SIZES:
+            handles[size] = start_simulators(demo=size)
+        yield handles
+    finally:
+        for handle in handles.values():
+            handle.stop()
+
+
+def voltha_calls(sim: SimulatorHandle) -> list[str]:
+    return [entry["method"] for entry in sim.requests("voltha")]
+
+
+def recorded(session: requests.Session) -> list[tuple[str, str, int]]:
+    """Every response the session reads, as (method, path, bytes)."""
+    seen: list[tuple[str, str, int]] = []
+
+    def hook(response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        request = response.request
+        path = requests.utils.urlparse(request.url).path
+        seen.append((str(request.method), path, len(response.content)))
+
+    session.hooks["response"].append(hook)
+    return seen
+
+
+def voltha_cost(sim: SimulatorHandle) -> dict[str, Any]:
+    with VolthaClient(sim.grpc_address, timeout=5, retry=FAST) as voltha:
+        # the first serial the client has not seen: one listing fills its map
+        before = len(voltha_calls(sim))
+        voltha.find_onu("BBSM00000002")
+        miss = voltha_calls(sim)[before:]
+        # every lookup after that: by id
+        before = len(voltha_calls(sim))
+        onu = voltha.find_onu("BBSM00000001", require_usable=True)
+        hit = voltha_calls(sim)[before:]
+    return {"miss": miss, "hit": hit, "uni": onu.uni_port_name}
+
+
+def onos_cost(sim: SimulatorHandle) -> dict[str, Any]:
+    onos = OnosClient(
+        sim.onos_url,
+        "onos",
+        "rocks",
+        timeouts=Timeouts(connect=2, read=5),
+        retry=FAST,
+        confirm_timeout=5,
+        confirm_interval=0.05,
+    )
+    seen = recorded(onos._rest.session)  # the client's own session: what it reads
+    try:
+        onos.location_of("BBSM00000002-1")  # a name not seen before: one listing
+        miss = list(seen)
+        seen.clear()
+        onos.activate_service("BBSM00000001-1", 100, 200, 64)
+        activate = list(seen)
+        seen.clear()
+        onos.deactivate_service("BBSM00000001-1", 100, 200, 64)
+        deactivate = list(seen)
+    finally:
+        onos.close()
+    return {"miss": miss, "activate": activate, "deactivate": deactivate}
+
+
+def genieacs_cost(sim: SimulatorHandle) -> list[tuple[str, str, int]]:
+    genieacs = GenieAcsClient(sim.genieacs_url, timeouts=Timeouts(connect=2, read=5), retry=FAST)
+    seen = recorded(genieacs._rest.session)
+    try:
+        assert genieacs.find_device("DEMOCPE0001").serial == "DEMOCPE0001"
+    finally:
+        genieacs.close()
+    return seen
+
+
+def test_a_subscribers_lookups_cost_the_same_at_50_and_5000_onus(
+    networks: dict[int, SimulatorHandle],
+) -> None:
+    # Given the same subscriber (ONU BBSM00000001, CPE DEMOCPE0001) in a small and a large
+    # network, and clients that have looked one other ONU up already
+    voltha = {size: voltha_cost(sim) for size, sim in networks.items()}
+    onos = {size: onos_cost(sim) for size, sim in networks.items()}
+    genieacs = {size: genieacs_cost(sim) for size, sim in networks.items()}
+    small, large = SIZES
+
+    # Then VOLTHA is asked for that one device: by id, never the list of every device
+    assert voltha[small]["hit"] == voltha[large]["hit"] == ["GetDevice", "ListDevicePorts"]
+    # (a serial the client never saw costs exactly one listing, then is known)
+    assert voltha[small]["miss"] == voltha[large]["miss"] == ["ListDevices", "ListDevicePorts"]
+
+    # ONOS: the same requests and the same bytes to activate and to remove the service, and
+    # none of them the listing of every port (542 kB at 2,561 ONUs)
+    for phase in ("activate", "deactivate"):
+        assert onos[small][phase] == onos[large][phase]
+        assert all("/onos/v1/devices" not in path for _, path, _ in onos[large][phase])
+    assert [method for method, _, _ in onos[large]["activate"]] == ["GET", "POST", "GET"]
+    # only a name never seen reads the listing, and that is what grows with the network
+    [(_, path, small_bytes)] = onos[small]["miss"]
+    [(_, _, large_bytes)] = onos[large]["miss"]
+    assert path == "/onos/v1/devices/ports"
+    assert large_bytes > 50 * small_bytes
+
+    # GenieACS: one query by serial, the same answer
+    assert genieacs[small] == genieacs[large]
+    assert len(genieacs[large]) == 1
