@@ -6,7 +6,8 @@ import argparse
 import sys
 import uuid
 
-from orchestrator import apikeys, migrate
+from orchestrator import apikeys, limits_cli, migrate
+from orchestrator.bulk import cli as bulk_cli
 from orchestrator.db import transaction
 from orchestrator.demo import seed_demo
 from orchestrator.errors import OrchestratorError
@@ -77,17 +78,20 @@ def build_parser() -> argparse.ArgumentParser:
     listing = keys.add_parser("list", help="a tenant's keys (ids, roles, prefixes; never keys)")
     listing.add_argument("--tenant", required=True)
     listing.set_defaults(func=_api_key_list)
+    bulk_cli.add_parser(commands)
+    limits_cli.add_parser(commands)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        args.func(args)
+        # A command may return its own exit status (bulk-provision: 2 when rows failed).
+        status = args.func(args)
     except OrchestratorError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    return 0
+    return status or 0
 
 
 if __name__ == "__main__":

@@ -23,6 +23,14 @@ def _env_bool(name: str, default: bool = False) -> bool:
     return os.environ.get(name, "1" if default else "0").lower() in {"1", "true", "yes", "on"}
 
 
+def _limits(text: str) -> dict[str, int]:
+    limits = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        system, _, number = item.partition("=")
+        limits[system.strip()] = int(number)
+    return limits
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str = field(
@@ -35,6 +43,11 @@ class Settings:
             "RADIUS_DATABASE_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/radius"
         )
     )
+    # Connections each process keeps to PostgreSQL. A thread-pool worker (the network queues,
+    # see the Procfile) runs many steps at once but holds a connection only for a step's short
+    # transactions, never across its network call: a pool far smaller than its threads serves.
+    db_pool_size: int = field(default_factory=lambda: _env_int("DB_POOL_SIZE", 5))
+    db_max_overflow: int = field(default_factory=lambda: _env_int("DB_MAX_OVERFLOW", 5))
     broker_url: str = field(default_factory=lambda: _env("BROKER_URL", "redis://127.0.0.1:6379/0"))
     result_backend: str = field(
         default_factory=lambda: _env("RESULT_BACKEND", "redis://127.0.0.1:6379/1")
@@ -59,6 +72,9 @@ class Settings:
         default_factory=lambda: _env_float("HTTP_CONNECT_TIMEOUT", 3.05)
     )
     http_read_timeout: float = field(default_factory=lambda: _env_float("HTTP_READ_TIMEOUT", 10.0))
+    # Keep-alive connections per system and process: as many as a thread-pool worker runs
+    # calls at once, or each call beyond them opens (and then drops) a connection of its own.
+    http_pool_size: int = field(default_factory=lambda: _env_int("HTTP_POOL_SIZE", 64))
     # Circuit breaker per external system (NetBox, ONOS, GenieACS, VOLTHA), shared by every
     # worker through Redis: after CIRCUIT_FAILURE_THRESHOLD consecutive timeouts, connection
     # failures or 5xx, calls fail fast for CIRCUIT_COOLDOWN_SECONDS, then one probe is let
@@ -110,6 +126,20 @@ class Settings:
     workflow_deadline_seconds: float = field(
         default_factory=lambda: _env_float("WORKFLOW_DEADLINE_SECONDS", 3600.0)
     )
+
+    # Calls in flight per external system, across all workers (orchestrator/integrations/
+    # concurrency.py): "onos=80,voltha=120"; systems not named take the default; 0: unlimited.
+    concurrency_limits: dict[str, int] = field(
+        default_factory=lambda: _limits(_env("CONCURRENCY_LIMITS", ""))
+    )
+    concurrency_limit_default: int = field(
+        default_factory=lambda: _env_int("CONCURRENCY_LIMIT_DEFAULT", 100)
+    )
+
+    # How many of a bulk job's workflows run at once. The rest wait in PostgreSQL, not in the
+    # broker: a portal request never queues behind them. 10,000 rows in 5 minutes with 2 s
+    # ONOS calls need about 70 in flight; the per-system limits below cap each system apart.
+    bulk_window: int = field(default_factory=lambda: _env_int("BULK_WINDOW", 150))
 
     # Webhooks. Targets resolving to private, loopback, link-local or other non-global
     # addresses are refused (at registration and again at every delivery, as DNS can change)

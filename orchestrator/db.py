@@ -21,8 +21,8 @@ def get_engine(url: str | None = None) -> Engine:
         pool_pre_ping=True,
         # Bound parameters (passwords among them) never appear in exception messages.
         hide_parameters=True,
-        pool_size=5,
-        max_overflow=5,
+        pool_size=get_settings().db_pool_size,
+        max_overflow=get_settings().db_max_overflow,
         future=True,
     )
 

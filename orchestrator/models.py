@@ -138,7 +138,7 @@ class WebhookEventType(enum.StrEnum):
     WORKFLOW_ROLLED_BACK = "workflow.rolled_back"
     WORKFLOW_COMPENSATED = "workflow.compensated"
     WORKFLOW_FAILED = "workflow.failed"
-    BULK_JOB_FINISHED = "bulk_job.finished"  # accepted; emitted once bulk jobs exist
+    BULK_JOB_FINISHED = "bulk_job.finished"  # a bulk job completed or was cancelled
 
     @classmethod
     def for_workflow(cls, status: WorkflowStatus) -> WebhookEventType:
@@ -234,6 +234,12 @@ class Subscriber(Base):
             unique=True,
             postgresql_where=text("status <> 'terminated'"),
         ),
+        # Every provisioning with a CPE asks whether a live subscriber holds it.
+        Index(
+            "ix_subscribers_cpe_serial_live",
+            "cpe_serial",
+            postgresql_where=text("status <> 'terminated'"),
+        ),
         Index("ix_subscribers_tenant_created", "tenant_id", "created_at"),
     )
 
@@ -279,6 +285,8 @@ class Workflow(Base):
         UniqueConstraint("tenant_id", "idempotency_key", name="uq_workflows_tenant_idempotency"),
         Index("ix_workflows_tenant_created", "tenant_id", "created_at"),
         Index("ix_workflows_status_updated", "status", "updated_at"),
+        # A bulk job's counts by status and its rows in flight, without a scan of history.
+        Index("ix_workflows_bulk_job_status", "bulk_job_id", "status"),
     )
 
     id: Mapped[uuid_pk]
@@ -307,6 +315,11 @@ class Workflow(Base):
     idempotency_key: Mapped[str | None] = mapped_column(String(200), nullable=True)
     request_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
     api_key_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True), nullable=True)
+    # The bulk job that started this workflow: its messages yield to interactive ones, and its
+    # end lets the job start its next row.
+    bulk_job_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("bulk_jobs.id", ondelete="SET NULL"), nullable=True
+    )
     cancel_requested_at: Mapped[tstz_or_null]
     deadline_at: Mapped[tstz_or_null]
     created_at: Mapped[created_at]
@@ -448,3 +461,78 @@ class WebhookDelivery(Base):
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
     )
     delivered_at: Mapped[tstz_or_null]
+
+
+class BulkJobStatus(enum.StrEnum):
+    SCHEDULED = "scheduled"  # waiting for not_before
+    RUNNING = "running"  # starting rows, or waiting for the ones started to end
+    COMPLETED = "completed"  # every valid row started and ended (each its own outcome)
+    CANCELLED = "cancelled"  # no row starts any more; those running were cancelled
+
+    @property
+    def is_finished(self) -> bool:
+        return self in (BulkJobStatus.COMPLETED, BulkJobStatus.CANCELLED)
+
+
+class BulkRowStatus(enum.StrEnum):
+    # Not "pending": a row's statuses and its workflow's share one list of counts.
+    WAITING = "waiting"  # valid, not started yet
+    INVALID = "invalid"  # failed validation: never starts
+    REFUSED = "refused"  # valid, but refused when it was to start (its username is taken...)
+    STARTED = "started"  # a workflow runs it: the workflow's status is the row's outcome
+    SKIPPED = "skipped"  # the job was cancelled before the row started
+
+
+class BulkJob(Base):
+    """Many provisionings submitted as one: started a window at a time, newest rows last."""
+
+    __tablename__ = "bulk_jobs"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "idempotency_key", name="uq_bulk_jobs_tenant_idempotency"),
+        Index("ix_bulk_jobs_status_not_before", "status", "not_before"),
+        Index("ix_bulk_jobs_tenant_created", "tenant_id", "created_at"),
+    )
+
+    id: Mapped[uuid_pk]
+    tenant_id: Mapped[tenant_fk]
+    workflow_type: Mapped[str] = mapped_column(String(64))
+    status: Mapped[BulkJobStatus] = mapped_column(_enum(BulkJobStatus))
+    total_rows: Mapped[int] = mapped_column(Integer)
+    # How many of its workflows may run at once (BULK_WINDOW unless the job says).
+    max_in_flight: Mapped[int] = mapped_column(Integer)
+    invalid_rows: Mapped[int] = mapped_column(Integer, default=0)
+    not_before: Mapped[tstz_or_null]
+    idempotency_key: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    request_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    api_key_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True), nullable=True)
+    created_at: Mapped[created_at]
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
+    started_at: Mapped[tstz_or_null]
+    finished_at: Mapped[tstz_or_null]
+    cancel_requested_at: Mapped[tstz_or_null]
+
+
+class BulkJobRow(Base):
+    """One row of a bulk job: its validated request (no password: that is sealed apart)."""
+
+    __tablename__ = "bulk_job_rows"
+    __table_args__ = (
+        # The feeder takes the next pending rows in order.
+        Index("ix_bulk_job_rows_job_status_row", "job_id", "status", "row_number"),
+    )
+
+    job_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("bulk_jobs.id", ondelete="CASCADE"), primary_key=True
+    )
+    row_number: Mapped[int] = mapped_column(Integer, primary_key=True)
+    status: Mapped[BulkRowStatus] = mapped_column(_enum(BulkRowStatus))
+    request: Mapped[json_or_null]
+    # The row's PPPoE password (when it gave one), Fernet-encrypted like a workflow's secrets.
+    secrets: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    workflow_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("workflows.id", ondelete="SET NULL"), nullable=True, index=True
+    )
+    # Invalid: {"fields": {...}}; refused: {"message": ...}.
+    error: Mapped[json_or_null]

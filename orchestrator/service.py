@@ -101,6 +101,62 @@ def request_fingerprint(workflow_type: str, body: dict[str, Any]) -> str:
     return hmac.new(key, canonical.encode(), hashlib.sha256).hexdigest()
 
 
+def create_workflow(
+    session: Session,
+    workflow_type: str,
+    tenant_id: str,
+    request: dict[str, Any],
+    *,
+    idempotency_key: str | None = None,
+    request_hash: str | None = None,
+    api_key_id: uuid.UUID | None = None,
+    bulk_job_id: uuid.UUID | None = None,
+) -> tuple[Workflow, engine.Dispatch]:
+    """Write a new workflow for a validated request in the caller's transaction; publish the
+    returned dispatch once it commits. The one way a workflow comes to be (a portal request,
+    a bulk job's row)."""
+    kind = workflow_types.get(workflow_type)
+    prepared = kind.prepare(session, tenant_id, request)
+    workflow = engine.new_workflow(
+        session,
+        kind.definition,
+        tenant_id=tenant_id,
+        input_data=prepared.input,
+        sealed_secrets=seal(prepared.secrets) if prepared.secrets else None,
+        deadline=timedelta(seconds=get_settings().workflow_deadline_seconds),
+        claims=prepared.claims,
+        subscriber_id=prepared.subscriber_id,
+        idempotency_key=idempotency_key,
+        request_hash=request_hash,
+        api_key_id=api_key_id,
+        bulk_job_id=bulk_job_id,
+    )
+    return workflow, engine.start(workflow)
+
+
+def _requested(requested_by: str | None, reason: str | None) -> dict[str, Any] | None:
+    """The event details of an operator's request: the API key id that asked, and why."""
+    details = {"requested_by": requested_by, "reason": reason}
+    return {key: value for key, value in details.items() if value} or None
+
+
+def _add_reason(session: Session, workflow: Workflow, kind: engine.EventKind, reason: str) -> None:
+    """Add ``reason`` to the ``kind`` event the engine has just recorded in this transaction.
+
+    The engine's request_cancel records who asked but takes no reason; its event is still
+    pending in the session (the log is append-only once committed), so it is completed here.
+    Nothing pending (a repeated request records no event) means nothing to add.
+    """
+    for pending in session.new:
+        if (
+            isinstance(pending, WorkflowEvent)
+            and pending.workflow_id == workflow.id
+            and pending.kind == kind.value
+        ):
+            # Replaced, not mutated: an in-place change to a JSON column is not tracked.
+            pending.details = {**(pending.details or {}), "reason": reason}
+
+
 def _never_gone(owner: str | None) -> bool:
     # The web process cannot tell whether a worker's process is alive; leases decide.
     return False
@@ -125,7 +181,7 @@ class OrchestrationService:
         api_key_id: uuid.UUID | None = None,
     ) -> Submission:
         """Start a workflow of ``workflow_type`` for the validated ``request``."""
-        kind = workflow_types.get(workflow_type)
+        workflow_types.get(workflow_type)  # an unknown type fails before anything is read
         fingerprint = request_fingerprint(workflow_type, request)
         if idempotency_key:
             earlier = self._find_by_idempotency_key(tenant_id, idempotency_key, fingerprint)
@@ -133,21 +189,15 @@ class OrchestrationService:
                 return Submission(earlier, created=False)
         try:
             with self._unit_of_work() as session:
-                prepared = kind.prepare(session, tenant_id, request)
-                workflow = engine.new_workflow(
+                workflow, dispatch = create_workflow(
                     session,
-                    kind.definition,
-                    tenant_id=tenant_id,
-                    input_data=prepared.input,
-                    sealed_secrets=seal(prepared.secrets) if prepared.secrets else None,
-                    deadline=timedelta(seconds=get_settings().workflow_deadline_seconds),
-                    claims=prepared.claims,
-                    subscriber_id=prepared.subscriber_id,
+                    workflow_type,
+                    tenant_id,
+                    request,
                     idempotency_key=idempotency_key,
                     request_hash=fingerprint,
                     api_key_id=api_key_id,
                 )
-                dispatch = engine.start(workflow)
         except IntegrityError as exc:
             constraint = getattr(getattr(exc.orig, "diag", None), "constraint_name", None)
             if constraint == "uq_workflows_tenant_idempotency" and idempotency_key:
@@ -283,9 +333,17 @@ class OrchestrationService:
             return statistics.compute(session, tenant_id, window, workflow_type)
 
     def retry(
-        self, tenant_id: str, workflow_id: uuid.UUID, *, requested_by: str | None = None
+        self,
+        tenant_id: str,
+        workflow_id: uuid.UUID,
+        *,
+        requested_by: str | None = None,
+        reason: str | None = None,
     ) -> Workflow:
-        """Run a rolled-back workflow again as a new run, or finish what a failed one left."""
+        """Run a rolled-back workflow again as a new run, or finish what a failed one left.
+
+        Who asked (an API key id) and why go into the event log with the request.
+        """
         try:
             with self._unit_of_work() as session:
                 workflow = self._locked(session, tenant_id, workflow_id)
@@ -299,7 +357,7 @@ class OrchestrationService:
                     session,
                     workflow,
                     engine.EventKind.RETRY_REQUESTED,
-                    details={"requested_by": requested_by} if requested_by else None,
+                    details=_requested(requested_by, reason),
                 )
                 if workflow.status == WorkflowStatus.ROLLED_BACK:
                     kind.check_retry(session, workflow)
@@ -316,9 +374,17 @@ class OrchestrationService:
         return workflow
 
     def cancel(
-        self, tenant_id: str, workflow_id: uuid.UUID, *, requested_by: str | None = None
+        self,
+        tenant_id: str,
+        workflow_id: uuid.UUID,
+        *,
+        requested_by: str | None = None,
+        reason: str | None = None,
     ) -> Workflow:
-        """Ask a pending or running workflow to stop at the next step boundary and compensate."""
+        """Ask a pending or running workflow to stop at the next step boundary and compensate.
+
+        Who asked and why go into the event log; asking again changes nothing (nor the reason).
+        """
         with self._unit_of_work() as session:
             workflow = self._locked(session, tenant_id, workflow_id)
             if workflow.status not in WorkflowStatus.forward():
@@ -330,6 +396,8 @@ class OrchestrationService:
                     "what it removed is not put back); let it finish"
                 )
             engine.request_cancel(session, workflow, requested_by=requested_by)
+            if reason:
+                _add_reason(session, workflow, engine.EventKind.CANCEL_REQUESTED, reason)
         return workflow
 
     @staticmethod

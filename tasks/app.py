@@ -9,12 +9,13 @@ from celery.app.amqp import AMQP
 from celery.signals import beat_init, worker_init
 from kombu import Connection, Queue
 
+from orchestrator.bulk import feeder as bulk_feeder
 from orchestrator.config import get_settings
 from orchestrator.definitions import registry
 from orchestrator.queues import QUEUES
 from orchestrator.webhooks import outbox as webhook_outbox
 from orchestrator.workflows import workflow_types  # noqa: F401 - registers the definitions
-from tasks.dispatch import publish_deliveries
+from tasks.dispatch import publish_deliveries, publish_feed
 
 TASK_MODULES = (
     "tasks.saga",
@@ -25,20 +26,13 @@ TASK_MODULES = (
     "tasks.genieacs",
     "tasks.nas",
     "tasks.webhooks",
+    "tasks.bulk",
 )
 
 # Longest a single step attempt may take, hard limit included; see visibility_timeout below.
 MAX_STEP_SECONDS = 300
 
 
-def create_celery() -> Celery:
-    settings = get_settings()
-    app = Celery(
-        "orchestrator",
-        broker=settings.broker_url,
-        include=list(TASK_MODULES),
-        amqp=BrokerAMQP,
-    )
 class BrokerConnection(Connection):
     """kombu's Connection, minus the stale default channel that kills a worker on reconnect.
 
@@ -69,6 +63,14 @@ class BrokerAMQP(AMQP):
     BrokerConnection = BrokerConnection
 
 
+def create_celery() -> Celery:
+    settings = get_settings()
+    app = Celery(
+        "orchestrator",
+        broker=settings.broker_url,
+        include=list(TASK_MODULES),
+        amqp=BrokerAMQP,
+    )
     app.conf.update(
         task_serializer="json",
         accept_content=["json"],
@@ -99,6 +101,10 @@ class BrokerAMQP(AMQP):
                 "task": "tasks.saga.sweep",
                 "schedule": settings.sweep_interval,
             },
+            "start-due-bulk-jobs": {
+                "task": "tasks.bulk.start_due",
+                "schedule": settings.sweep_interval,
+            },
             "redrive-lost-webhook-deliveries": {
                 "task": "tasks.webhooks.sweep",
                 "schedule": settings.sweep_interval,
@@ -108,6 +114,8 @@ class BrokerAMQP(AMQP):
     # Events a workflow's end writes to the outbox are published through this app once their
     # transaction commits, in whichever process (worker or web) ended it.
     webhook_outbox.publish_with(partial(publish_deliveries, app))
+    # Likewise the trigger that lets a bulk job start its next row when one of its ends.
+    bulk_feeder.publish_with(partial(publish_feed, app=app))
     return app
 
 

@@ -15,13 +15,16 @@ from celery import Celery, current_app
 from celery.canvas import Signature
 
 from orchestrator import engine
+from orchestrator.queues import BULK_PRIORITY, INTERACTIVE_PRIORITY
 
 ON_ERROR_TASK = "tasks.saga.on_step_failed"
 DELIVER_TASK = "tasks.webhooks.deliver"
+FEED_TASK = "tasks.bulk.feed"
 
 
 def _signatures(app: Celery, dispatch: engine.Dispatch) -> list[Signature]:
     workflow_id = str(dispatch.workflow_id)
+    priority = BULK_PRIORITY if dispatch.bulk else INTERACTIVE_PRIORITY
     signatures = []
     for direction, step_def in dispatch.messages():
         soft, hard = step_def.time_limits()
@@ -31,9 +34,14 @@ def _signatures(app: Celery, dispatch: engine.Dispatch) -> list[Signature]:
             immutable=True,
             soft_time_limit=soft,
             time_limit=hard,
+            priority=priority,
         )
         if direction is engine.FORWARD:
-            signature.on_error(app.signature(ON_ERROR_TASK, args=(workflow_id,), immutable=True))
+            signature.on_error(
+                app.signature(
+                    ON_ERROR_TASK, args=(workflow_id,), immutable=True, priority=priority
+                )
+            )
         signatures.append(signature)
     return signatures
 
@@ -78,3 +86,8 @@ def publish_deliveries(app: Celery, delivery_ids: Sequence[uuid.UUID]) -> None:
     """What orchestrator.webhooks.outbox publishes new events with, after their commit."""
     for delivery_id in delivery_ids:
         publish_delivery(str(delivery_id), app=app)
+
+
+def publish_feed(job_id: uuid.UUID, *, app: Celery | None = None) -> None:
+    """Ask a worker to start a bulk job's next rows (routed to the ``bulk`` queue)."""
+    (app or current_app).signature(FEED_TASK, args=(str(job_id),)).apply_async()

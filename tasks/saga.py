@@ -10,6 +10,7 @@ from sqlalchemy.exc import OperationalError
 from orchestrator import engine
 from orchestrator.config import get_settings
 from orchestrator.db import transaction
+from orchestrator.queues import QUEUES, priority_keys
 from tasks.app import app
 from tasks.dispatch import publish
 from tasks.holder import holder_is_gone
@@ -35,11 +36,32 @@ def on_step_failed(workflow_id: str) -> None:
     publish(dispatch)
 
 
+#: While the broker holds messages, a quiet workflow may be waiting its turn in a queue: it
+#: counts as lost only after this many times STALL_SECONDS.
+BACKLOG_FACTOR = 10
+
+
+def _backlog_factor() -> float:
+    """BACKLOG_FACTOR when any queue holds messages, else 1 (a broker that cannot be asked
+    counts as busy: a re-drive that waits is cheaper than a storm of copies)."""
+    try:
+        with app.connection_for_read() as connection:
+            store = connection.default_channel.client
+            depth = sum(store.llen(key) for queue in QUEUES for key in priority_keys(queue))
+    except Exception as exc:
+        log.warning("sweeper cannot read the queue depths (%s)", type(exc).__name__)
+        return BACKLOG_FACTOR
+    return BACKLOG_FACTOR if depth else 1
+
+
 @app.task(name="tasks.saga.sweep")
 def sweep() -> dict[str, int]:
     """Re-drive or roll back workflows left behind by a dead worker or a lost message."""
+    stall = get_settings().stall_seconds
     with transaction() as session:
-        dispatches = engine.sweep(session, get_settings().stall_seconds, holder_is_gone)
+        dispatches = engine.sweep(
+            session, stall, holder_is_gone, lost_after=stall * _backlog_factor()
+        )
     published = 0
     for dispatch in dispatches:
         # One workflow that cannot be published must not keep the sweeper from the others.

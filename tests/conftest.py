@@ -63,6 +63,8 @@ os.environ.update(
         "STEP_TIMEOUT_CAP": "4",
         "SWEEP_INTERVAL": "1",
         "STALL_SECONDS": "3",
+        # Bulk jobs: a window small enough that a test sees rows wait their turn.
+        "BULK_WINDOW": "20",
         # Webhooks: receivers on loopback, and a "day" of retries that passes in seconds.
         "WEBHOOK_ALLOW_PRIVATE_TARGETS": "1",
         "WEBHOOK_BACKOFF_BASE": "0.2",

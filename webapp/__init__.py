@@ -9,12 +9,13 @@ import redis
 from flask import Flask
 
 from orchestrator.apikeys import ApiKeyService
+from orchestrator.bulk.jobs import BulkService
 from orchestrator.config import get_settings
 from orchestrator.db import get_sessionmaker
 from orchestrator.integrations.netbox import netbox_prefix_lookup
 from orchestrator.metrics import StateCollector
 from orchestrator.plans import PlanService
-from orchestrator.queues import QUEUES
+from orchestrator.queues import QUEUES, priority_keys
 from orchestrator.service import OrchestrationService
 from orchestrator.subscribers import SubscriberService
 from orchestrator.webhooks.endpoints import WebhookService
@@ -63,6 +64,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         prefix_exists=app.config.get("PREFIX_EXISTS") or netbox_prefix_lookup(settings),
     )
     app.extensions["api_key_service"] = ApiKeyService()
+    app.extensions["bulk_service"] = BulkService()
     app.extensions["subscriber_service"] = SubscriberService()
     app.extensions["webhook_service"] = WebhookService(
         app.config.get("WEBHOOK_ALLOW_PRIVATE_TARGETS", settings.webhook_allow_private_targets)
@@ -70,11 +72,15 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     broker = redis.Redis.from_url(settings.broker_url, socket_timeout=2, socket_connect_timeout=2)
     app.extensions["broker_ping"] = broker.ping
     app.extensions["metrics_state"] = StateCollector(
-        get_sessionmaker(), lambda: {queue: broker.llen(queue) for queue in QUEUES}
+        get_sessionmaker(),
+        lambda: {
+            queue: sum(broker.llen(key) for key in priority_keys(queue)) for queue in QUEUES
+        },
     )
 
     from webapp import (
         apikeys,
+        bulk,  # noqa: F401 - adds the bulk URLs to the workflows blueprint
         docs_assets,
         health,
         lifecycle,  # noqa: F401 - adds the lifecycle URLs to the workflows blueprint

@@ -54,6 +54,7 @@ def new_workflow(
     idempotency_key: str | None = None,
     request_hash: str | None = None,
     api_key_id: uuid.UUID | None = None,
+    bulk_job_id: uuid.UUID | None = None,
 ) -> Workflow:
     workflow = Workflow(
         id=uuid.uuid4(),
@@ -70,6 +71,7 @@ def new_workflow(
         idempotency_key=idempotency_key,
         request_hash=request_hash,
         api_key_id=api_key_id,
+        bulk_job_id=bulk_job_id,
         deadline_at=utcnow() + deadline,
     )
     workflow.steps = [
@@ -132,15 +134,26 @@ def step_rows(workflow: Workflow) -> dict[str, WorkflowStep]:
 
 
 def stalled_workflows(
-    session: Session, now: datetime, stall_seconds: float, limit: int = 100
+    session: Session,
+    now: datetime,
+    stall_seconds: float,
+    limit: int = 100,
+    *,
+    lost_after: float | None = None,
 ) -> list[Workflow]:
     """Active workflows quiet for ``stall_seconds`` (the time a published message may take to
     be picked up) in which a step was lost: one still running (or undoing) whose lease ran
     out, so its attempt is dead, whatever its siblings are doing; or, with nothing running and
     no retry to come, whatever was to run next (a publish lost between commit and publish).
 
+    ``lost_after`` (default ``stall_seconds``) is how quiet a workflow with nothing running
+    must be before its next message counts as lost: longer while the broker holds a backlog,
+    where a message may simply be waiting its turn (re-driving it would only add copies, each
+    behind the last, and make the backlog worse).
+
     SKIP LOCKED lets several sweepers (one per beat host) share the work without waiting.
     """
+    lost_after = stall_seconds if lost_after is None else max(lost_after, stall_seconds)
     live_lease = exists().where(
         WorkflowStep.workflow_id == Workflow.id, WorkflowStep.lease_expires_at > now
     )
@@ -159,7 +172,12 @@ def stalled_workflows(
             .where(
                 Workflow.status.in_(WorkflowStatus.active()),
                 Workflow.updated_at < now - timedelta(seconds=stall_seconds),
-                dead_attempt | (~live_lease & ~retry_to_come),
+                dead_attempt
+                | (
+                    ~live_lease
+                    & ~retry_to_come
+                    & (Workflow.updated_at < now - timedelta(seconds=lost_after))
+                ),
             )
             .order_by(Workflow.updated_at)
             .limit(limit)

@@ -55,6 +55,8 @@ class Dispatch:
     generation: int
     forward: tuple[str, ...] = ()
     backward: tuple[str, ...] = ()
+    #: A bulk job's workflow: its messages yield to interactive ones (orchestrator.queues).
+    bulk: bool = False
 
     def __bool__(self) -> bool:
         return bool(self.forward or self.backward)
@@ -106,7 +108,12 @@ def _dispatch(
     backward: list[str] | None = None,
 ) -> Dispatch:
     return Dispatch(
-        workflow.id, definition, workflow.generation, tuple(forward or ()), tuple(backward or ())
+        workflow.id,
+        definition,
+        workflow.generation,
+        tuple(forward or ()),
+        tuple(backward or ()),
+        bulk=workflow.bulk_job_id is not None,
     )
 
 
@@ -513,11 +520,18 @@ def retry(
 # -- the sweeper ------------------------------------------------------------------------------
 
 
-def sweep(session: Session, stall_seconds: float, holder_gone: HolderGone) -> list[Dispatch]:
-    """Re-drive or roll back workflows left behind by a dead worker or a lost message."""
+def sweep(
+    session: Session,
+    stall_seconds: float,
+    holder_gone: HolderGone,
+    *,
+    lost_after: float | None = None,
+) -> list[Dispatch]:
+    """Re-drive or roll back workflows left behind by a dead worker or a lost message
+    (``lost_after``: see :func:`stalled_workflows`)."""
     now = db_now(session)
     dispatches = []
-    for workflow in stalled_workflows(session, now, stall_seconds):
+    for workflow in stalled_workflows(session, now, stall_seconds, lost_after=lost_after):
         try:
             # A savepoint each: one workflow that cannot be judged (its definition version is
             # gone) must not keep the sweeper from the others; it is logged on every sweep.

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from orchestrator import metrics
+from orchestrator.bulk import feeder as bulk_feeder
 from orchestrator.engine.events import EventKind, record_event
 from orchestrator.engine.leases import Lease, release_lease, take_lease
 from orchestrator.engine.rows import release_claims, utcnow
@@ -33,6 +34,7 @@ def set_workflow_status(
         counter = metrics.WORKFLOWS_FINISHED.labels(workflow.workflow_type, status.value)
         metrics.note(session, counter.inc)
         webhooks.workflow_finished(session, workflow)  # the event, in this same transaction
+        bulk_feeder.workflow_finished(session, workflow)  # its bulk job may start another row
     record_event(
         session,
         workflow,

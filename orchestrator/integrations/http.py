@@ -10,13 +10,16 @@
   that creates something is never retried here: its outcome may be unknown, and the step retries
   through a find-or-create instead.
 * Every request of a session built with a ``system`` passes that system's circuit breaker
-  (:mod:`orchestrator.integrations.circuit`), at the adapter, so pynetbox's calls do too.
+  (:mod:`orchestrator.integrations.circuit`) and holds one of its concurrency slots while it
+  runs (:mod:`orchestrator.integrations.concurrency`), at the adapter, so pynetbox's calls do
+  too.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -24,6 +27,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
+from orchestrator.config import get_settings
 from orchestrator.errors import (
     CallTimedOut,
     CircuitOpen,
@@ -33,6 +37,7 @@ from orchestrator.errors import (
     TransientError,
 )
 from orchestrator.integrations.circuit import CircuitBreaker
+from orchestrator.integrations.concurrency import ConcurrencyLimit
 
 log = logging.getLogger(__name__)
 
@@ -71,19 +76,28 @@ class _TimeoutAdapter(HTTPAdapter):
         timeouts: Timeouts,
         breaker: CircuitBreaker | None = None,
         healthy_statuses: frozenset[int] = frozenset(),
+        limit: ConcurrencyLimit | None = None,
     ) -> None:
         # max_retries=0: urllib3 must not resend anything behind our back (a POST in particular)
-        super().__init__(max_retries=0)
+        size = get_settings().http_pool_size
+        super().__init__(max_retries=0, pool_maxsize=size)
         self._timeouts = timeouts
         self._breaker = breaker
         self._healthy = healthy_statuses
+        self._limit = limit
 
     def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:  # type: ignore[override]
         if kwargs.get("timeout") is None:
             kwargs["timeout"] = self._timeouts.pair
+        if self._breaker is not None:
+            # An open circuit fails at once, without waiting for (or taking) a slot.
+            self._breaker.before_call(f"{request.method} {request.path_url.split('?')[0]}")
+        with self._limit.slot() if self._limit is not None else nullcontext():
+            return self._send(request, **kwargs)
+
+    def _send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
         if self._breaker is None:
             return super().send(request, **kwargs)
-        self._breaker.before_call(f"{request.method} {request.path_url.split('?')[0]}")
         try:
             response = super().send(request, **kwargs)
         except requests.RequestException:
@@ -110,7 +124,13 @@ def build_session(
     """
     session = requests.Session()
     breaker = CircuitBreaker.for_system(system) if system else None
-    adapter = _TimeoutAdapter(timeouts, breaker, healthy_statuses)
+    # A slot lapses a little after the longest a call can take (a dead worker's is freed).
+    limit = (
+        ConcurrencyLimit.for_system(system, timeouts.connect + timeouts.read + 5.0)
+        if system
+        else None
+    )
+    adapter = _TimeoutAdapter(timeouts, breaker, healthy_statuses, limit)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     session.headers["User-Agent"] = user_agent

@@ -31,6 +31,7 @@ from pyrad.client import Client, Timeout
 
 from orchestrator.config import Settings
 from orchestrator.errors import PermanentError, TransientError
+from orchestrator.integrations.concurrency import ConcurrencyLimit
 from orchestrator.integrations.radius_dictionary import (
     dynauth_dictionary,
     packet_type_name,
@@ -137,7 +138,10 @@ class NasClient:
             # RFC 5176 section 3.3: lets the NAS refuse a replayed request; set once, so the
             # retransmissions pyrad makes are identical copies
             request["Event-Timestamp"] = int(time.time())
-            reply = client.SendPacket(request)
+            # One of the NAS's slots while we wait for its answer (every send, every retry).
+            limit = ConcurrencyLimit.for_system(SYSTEM, self._attempts * self._timeout + 5.0)
+            with limit.slot():
+                reply = client.SendPacket(request)
         except Timeout as exc:
             raise TransientError(
                 f"{SYSTEM} {OPERATION}: no valid answer from {self._address}:{self._port} after "

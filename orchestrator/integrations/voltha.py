@@ -38,6 +38,7 @@ from orchestrator.errors import (
     TransientError,
 )
 from orchestrator.integrations.circuit import CircuitBreaker
+from orchestrator.integrations.concurrency import ConcurrencyLimit
 from orchestrator.integrations.http import RetryPolicy, retry_idempotent
 
 SYSTEM = "voltha"
@@ -120,6 +121,11 @@ class VolthaClient:
         self._channel = grpc.insecure_channel(address)
         self._stub = voltha_pb2_grpc.VolthaServiceStub(self._channel)
         self._breaker = CircuitBreaker.for_system(SYSTEM)
+        # A slot lapses a little after the longest a call can take (a dead worker's is freed).
+        self._limit = ConcurrencyLimit.for_system(SYSTEM, timeout + 5.0)
+        #: ONU serial -> VOLTHA device id, as of the last ListDevices
+        self._onu_ids: dict[str, str] = {}
+        self._onu_ids_lock = threading.Lock()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> VolthaClient:
@@ -138,7 +144,9 @@ class VolthaClient:
         def once() -> T:
             self._breaker.before_call(operation)
             try:
-                result = call()
+                # One of VOLTHA's slots while the call runs; an open circuit never waits for one.
+                with self._limit.slot():
+                    result = call()
             except grpc.RpcError as exc:
                 error = error_for_rpc(operation, exc)
                 # the system is unwell only when it did not answer or failed inside
@@ -222,14 +230,6 @@ class VolthaClient:
             connect_status=connect_status,
         )
 
-    def disable_onu(self, device_id: str) -> None:
-        """Blocks the ONU: VOLTHA admin-locks it and its UNIs go down.
-
-        An ONU that is already disabled counts as done, and VOLTHA agrees: DisableDevice on a
-        disabled device answers OK ("device-already-disabled"), so a call whose answer was lost
-        is simply asked again.
-        """
-        if self._onu(device_id, "disable_onu").admin_state == common_pb2.AdminState.DISABLED:
     def _onu_by_serial(self, serial: str) -> device_pb2.Device | None:
         """The ONU with this serial: by its id in the map if VOLTHA still has it under that
         serial, else from a fresh ListDevices (which refreshes the whole map)."""
@@ -250,6 +250,14 @@ class VolthaClient:
             self._onu_ids = {found: d.id for found, d in onus.items()}
         return onus.get(serial)
 
+    def disable_onu(self, device_id: str) -> None:
+        """Blocks the ONU: VOLTHA admin-locks it and its UNIs go down.
+
+        An ONU that is already disabled counts as done, and VOLTHA agrees: DisableDevice on a
+        disabled device answers OK ("device-already-disabled"), so a call whose answer was lost
+        is simply asked again.
+        """
+        if self._onu(device_id, "disable_onu").admin_state == common_pb2.AdminState.DISABLED:
             return
         self._rpc(
             "disable_onu",

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from orchestrator.aftercommit import after_commit
 from orchestrator.models import (
+    BulkJob,
     DeliveryStatus,
     WebhookDelivery,
     WebhookEndpoint,
@@ -72,9 +73,46 @@ def workflow_finished(session: Session, workflow: Workflow) -> list[uuid.UUID]:
     """Record the event of a workflow that just reached a terminal status, for every endpoint
     of its tenant that wants it; publish them once the caller's transaction commits."""
     event_type = WebhookEventType.for_workflow(workflow.status)
+    return _record(
+        session,
+        workflow.tenant_id,
+        event_type,
+        partial(workflow_payload, workflow),
+        workflow_id=workflow.id,
+    )
+
+
+def bulk_job_finished(session: Session, job: BulkJob, counts: dict[str, int]) -> list[uuid.UUID]:
+    """Record ``bulk_job.finished`` for a job that completed or was cancelled."""
+
+    def payload(event_id: uuid.UUID, now: datetime) -> dict[str, Any]:
+        return {
+            "id": str(event_id),
+            "type": WebhookEventType.BULK_JOB_FINISHED.value,
+            "created_at": now.isoformat(),
+            "tenant_id": job.tenant_id,
+            "bulk_job": {
+                "id": str(job.id),
+                "status": job.status.value,
+                "total": job.total_rows,
+                "counts": {name: number for name, number in counts.items() if number},
+            },
+        }
+
+    return _record(session, job.tenant_id, WebhookEventType.BULK_JOB_FINISHED, payload)
+
+
+def _record(
+    session: Session,
+    tenant_id: str,
+    event_type: WebhookEventType,
+    payload: Callable[[uuid.UUID, datetime], dict[str, Any]],
+    *,
+    workflow_id: uuid.UUID | None = None,
+) -> list[uuid.UUID]:
     endpoints = session.scalars(
         select(WebhookEndpoint).where(
-            WebhookEndpoint.tenant_id == workflow.tenant_id, WebhookEndpoint.enabled.is_(True)
+            WebhookEndpoint.tenant_id == tenant_id, WebhookEndpoint.enabled.is_(True)
         )
     )
     now = datetime.now(UTC)
@@ -87,10 +125,10 @@ def workflow_finished(session: Session, workflow: Workflow) -> list[uuid.UUID]:
             WebhookDelivery(
                 id=event_id,
                 endpoint_id=endpoint.id,
-                tenant_id=workflow.tenant_id,
+                tenant_id=tenant_id,
                 event_type=event_type.value,
-                workflow_id=workflow.id,
-                payload=workflow_payload(workflow, event_id, now),
+                workflow_id=workflow_id,
+                payload=payload(event_id, now),
                 status=DeliveryStatus.PENDING,
                 attempts=0,
                 next_attempt_at=now,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import uuid
 
@@ -13,7 +14,10 @@ from sqlalchemy import create_engine, text
 from orchestrator.migrate import alembic_config
 from orchestrator.models import Base
 
-SCRATCH = "orchestrator_migrations_check"
+# Per TEST_NAMESPACE, so concurrent test sessions do not drop each other's scratch database.
+SCRATCH = "orchestrator_migrations_check" + (
+    f"_{os.environ['TEST_NAMESPACE']}" if os.environ.get("TEST_NAMESPACE") else ""
+)
 URL = f"postgresql+psycopg2://postgres@127.0.0.1:5432/{SCRATCH}"
 
 

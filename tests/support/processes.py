@@ -37,6 +37,8 @@ class WorkerProcess:
     env: dict[str, str] = field(default_factory=dict)
     #: The beat process started beside it (the sweeper's schedule), if any.
     beat: BeatProcess | None = None
+    #: More command-line options (``-P threads``, ``-Q access,...``).
+    extra_args: tuple[str, ...] = ()
 
     def start(self, timeout: float = 60.0) -> None:
         self.hostname = f"test-{uuid.uuid4().hex[:8]}@localhost"
@@ -56,6 +58,7 @@ class WorkerProcess:
                 self.hostname,
                 "--without-mingle",
                 "--without-gossip",
+                *self.extra_args,
             ],
             cwd=ROOT,
             env=_env(self.env),

@@ -1,0 +1,260 @@
+"""A bulk job against a running stack, side by side with bare Celery chains of the same shape.
+
+    ORCHESTRATOR_FAULT_INJECTION=1 make run                           # one terminal
+    .venv/bin/python bench/bulk.py --rows 1000 --profile instant      # another
+    .venv/bin/python bench/bulk.py --rows 10000 --profile seed        # the night's campaign
+
+In one invocation, on the same machine at the same time:
+
+1. the bare baseline: ``--rows`` Celery chains of the same seven steps (sleeps of the profile's
+   latencies, nothing else) submitted at once to a prefork worker (-c 4, acks_late, like ours),
+   timed to the last one's end;
+2. a portal request's latency with nothing else running (``--portal`` requests, one at a time);
+3. this orchestrator: one bulk job of ``--rows`` rows (ONUs and CPEs discovered first), timed
+   from its start to its last row, with p50/p95 of each row's own time (its workflow's start to
+   its end), the worker processes' peak RSS, and ``--portal`` requests submitted while the job
+   runs, timed each.
+
+Profiles: ``instant`` (the simulators answer at once) and ``seed`` (customer 100, subscriber
+100, RADIUS 500, NetBox 300, ONOS 2000, GenieACS 1000, billing 100 ms, played as in
+bench/critical_path.py). Requests go to 127.0.0.1 only, bounded in number and time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import redis
+import requests
+from celery import chain
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench import baseline  # noqa: E402
+from bench.critical_path import ON_THE_WIRE, PROFILE  # noqa: E402
+from bench.provision_throughput import _api_key, _percentile  # noqa: E402
+from orchestrator import faults  # noqa: E402
+
+TERMINAL = {"completed", "rolled_back", "compensated", "failed"}
+
+
+def _worker_rss_mb() -> float:
+    """The resident memory of every Celery worker process of the stack (main and pool)."""
+    total = 0
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+            if b"tasks.app" not in cmdline or b"worker" not in cmdline:
+                continue
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except OSError:
+            continue
+    return total / 1024
+
+
+class RssSampler(threading.Thread):
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.peak = 0.0
+        self.first = _worker_rss_mb()
+        self._stop = threading.Event()
+
+    def run(self) -> None:
+        while not self._stop.wait(1.0):
+            self.peak = max(self.peak, _worker_rss_mb())
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.join()
+
+
+def run_baseline(rows: int, profile: dict[str, float]) -> float:
+    """Seconds for ``rows`` bare chains of the profile's sleeps, all submitted at once."""
+    worker = subprocess.Popen(  # noqa: S603 - our own worker, fixed arguments
+        [
+            str(ROOT / ".venv/bin/celery"),
+            *("-A", "bench.baseline", "worker", "-Q", baseline.QUEUE, "-c", "4"),
+            *("--without-mingle", "--without-gossip", "--loglevel", "WARNING"),
+        ],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    store = redis.Redis.from_url(baseline.BROKER)
+    try:
+        deadline = time.monotonic() + 60
+        while not baseline.app.control.ping(timeout=0.5):
+            if time.monotonic() > deadline or worker.poll() is not None:
+                raise SystemExit("the baseline worker did not start")
+        prefix = f"bench:bulk:{uuid.uuid4()}"
+        started = time.time()
+        for n in range(rows):
+            sleeps = [baseline.step.si(seconds) for seconds in profile.values()]
+            chain(*sleeps, baseline.done.si(f"{prefix}:{n}")).apply_async()
+        while len(store.keys(f"{prefix}:*")) < rows:
+            if time.time() - started > 3600:
+                raise SystemExit("the baseline chains did not finish in an hour")
+            time.sleep(0.2)
+        ends = [float(v) for v in store.mget(store.keys(f"{prefix}:*"))]
+        return max(ends) - started
+    finally:
+        worker.terminate()
+        worker.wait(timeout=60)
+
+
+class Stack:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.http = requests.Session()
+        self.headers = {"Authorization": f"Bearer {_api_key()}"}
+
+    def play(self, profile: dict[str, float]) -> None:
+        self.http.delete(f"{self.args.sim}/_sim/latency", timeout=10)
+        if any(profile.values()):
+            for step, (system, match) in ON_THE_WIRE.items():
+                self.http.post(
+                    f"{self.args.sim}/_sim/latency",
+                    json={"system": system, "match": match, "ms": profile[step] * 1000},
+                    timeout=10,
+                ).raise_for_status()
+        faults.set_delays({s: v for s, v in profile.items() if s not in ON_THE_WIRE and v})
+
+    def body(self, tag: str) -> dict:
+        onu, cpe = f"BULK{tag}", f"BCPE{tag}"
+        self.http.post(f"{self.args.sim}/_sim/onus", json={"serial": onu}, timeout=30)
+        self.http.post(f"{self.args.sim}/_sim/cpes", json={"serial": cpe}, timeout=30)
+        return {
+            "customer": {"first_name": "Bulk", "last_name": tag, "email": "b@example.net"},
+            "service_plan_id": self.args.plan_id,
+            "service_address": "1 Bulk Street",
+            "onu_serial": onu,
+            "cpe_serial": cpe,
+        }
+
+    def portal_request(self) -> float:
+        """One provisioning through the API, submitted and followed to its end (seconds)."""
+        body = self.body(secrets.token_hex(4).upper())
+        started = time.monotonic()
+        response = self.http.post(
+            f"{self.args.api}/api/v1/orchestration/provision-subscriber",
+            json=body,
+            headers=self.headers,
+            timeout=30,
+        )
+        response.raise_for_status()
+        url = f"{self.args.api}/api/v1/orchestration/workflows/{response.json()['id']}"
+        while True:
+            status = self.http.get(url, headers=self.headers, timeout=30).json()["status"]
+            if status in TERMINAL:
+                return time.monotonic() - started
+            if time.monotonic() - started > 600:
+                raise SystemExit("a portal request did not finish in 10 minutes")
+            time.sleep(0.02)
+
+    def bulk(self, rows: int, portal: int) -> dict:
+        tag = secrets.token_hex(2).upper()
+        with ThreadPoolExecutor(16) as pool:
+            bodies = list(pool.map(lambda n: self.body(f"{tag}{n:06X}"), range(rows)))
+        sampler = RssSampler()
+        sampler.start()
+        submitted = time.monotonic()
+        response = self.http.post(
+            f"{self.args.api}/api/v1/orchestration/bulk-provision",
+            json={"rows": bodies, "max_in_flight": self.args.max_in_flight},
+            headers=self.headers,
+            timeout=300,
+        )
+        response.raise_for_status()
+        accepted = time.monotonic() - submitted
+        url = f"{self.args.api}{response.headers['Location']}"
+        during: list[float] = []
+        while True:
+            detail = self.http.get(url, headers=self.headers, timeout=60).json()
+            if detail["job"]["status"] in ("completed", "cancelled"):
+                break
+            if len(during) < portal and detail["counts"]["completed"] > rows * len(during) / portal:
+                during.append(self.portal_request())
+            time.sleep(1.0)
+        sampler.stop()
+        return {"detail": detail, "accepted_s": accepted, "during": during, "rss": sampler}
+
+
+def _row_times(job_id: str) -> tuple[list[float], float]:
+    """Each row's own seconds (its workflow's start to end), and the job's start to last end."""
+    from sqlalchemy import select
+
+    from orchestrator.db import transaction
+    from orchestrator.models import BulkJob, Workflow
+
+    with transaction() as session:
+        job = session.get(BulkJob, uuid.UUID(job_id))
+        rows = session.execute(
+            select(Workflow.created_at, Workflow.finished_at).where(Workflow.bulk_job_id == job.id)
+        ).all()
+        last = max(end for _, end in rows)
+        return [(end - start).total_seconds() for start, end in rows], (
+            last - job.started_at
+        ).total_seconds()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", type=int, default=1000)
+    parser.add_argument("--profile", choices=("instant", "seed"), default="instant")
+    parser.add_argument("--portal", type=int, default=5, help="portal requests, idle and during")
+    parser.add_argument("--max-in-flight", type=int, default=150)
+    parser.add_argument("--skip-baseline", action="store_true")
+    parser.add_argument("--plan-id", type=int, default=1)
+    parser.add_argument("--api", default="http://127.0.0.1:8000")
+    parser.add_argument("--sim", default="http://127.0.0.1:8100")
+    args = parser.parse_args()
+
+    profile = PROFILE if args.profile == "seed" else dict.fromkeys(PROFILE, 0.0)
+    base = None if args.skip_baseline else run_baseline(args.rows, profile)
+    stack = Stack(args)
+    stack.play(profile)
+    try:
+        idle = [stack.portal_request() for _ in range(args.portal)]
+        run = stack.bulk(args.rows, args.portal)
+    finally:
+        stack.play(dict.fromkeys(PROFILE, 0.0))
+    per_row, elapsed = _row_times(run["detail"]["job"]["id"])
+    ours = args.rows / elapsed
+    print(f"profile {args.profile}, {args.rows} rows, max_in_flight {args.max_in_flight}")
+    print(f"counts:                   {run['detail']['counts']}")
+    if base is not None:
+        print(f"bare Celery chains:       {args.rows / base:.1f} rows/s ({base:.1f} s to the last)")
+    print(f"this orchestrator:        {ours:.1f} rows/s ({elapsed:.1f} s to the last row)")
+    if base is not None:
+        print(f"ratio:                    {ours / (args.rows / base):.2f}x the bare chains")
+    print(
+        f"per row:                  p50 {statistics.median(per_row):.2f} s, "
+        f"p95 {_percentile(per_row, 0.95):.2f} s"
+    )
+    print(f"job accepted in:          {run['accepted_s']:.2f} s (validation + storing)")
+    print(
+        f"worker RSS:               {run['rss'].first:.0f} MB before, peak {run['rss'].peak:.0f} MB"
+    )
+    if idle and run["during"]:
+        idle_p50, during_p50 = statistics.median(idle), statistics.median(run["during"])
+        print(
+            f"portal request:           idle p50 {idle_p50:.2f} s, during the job p50 "
+            f"{during_p50:.2f} s ({during_p50 / idle_p50:.2f}x)"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,166 @@
+"""Bulk provisioning: the job request (JSON or CSV), each row checked by the provisioning
+schema on its own, and the job as it is read back."""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Any
+
+from marshmallow import Schema, ValidationError, fields, validate
+
+from orchestrator.bulk.jobs import MAX_ROWS, RowInput
+from webapp.schemas.base import RequestSchema, StrictBoolean, aware_datetime, int_field
+from webapp.schemas.workflows import ProvisionSubscriberSchema
+
+_ROW_SCHEMA = ProvisionSubscriberSchema()
+
+
+class BulkProvisionSchema(RequestSchema):
+    rows = fields.List(
+        fields.Raw(),
+        required=True,
+        validate=validate.Length(1, MAX_ROWS),
+        metadata={"description": "provision-subscriber bodies; each is checked on its own"},
+    )
+    not_before = aware_datetime(
+        load_default=None, metadata={"description": "start no row before this time"}
+    )
+    max_in_flight = int_field(
+        load_default=None,
+        minimum=1,
+        maximum=10_000,
+        metadata={"description": "rows running at once (default: the BULK_WINDOW setting)"},
+    )
+    all_or_nothing_validation = StrictBoolean(
+        load_default=False,
+        metadata={"description": "one invalid row refuses the whole job (422, nothing starts)"},
+    )
+
+
+class BulkCsvQuerySchema(RequestSchema):
+    """With a CSV body, the job's options come in the query string."""
+
+    not_before = aware_datetime(load_default=None)
+    all_or_nothing_validation = fields.Boolean(load_default=False)
+    max_in_flight = int_field(load_default=None, minimum=1, maximum=10_000, strict=False)
+
+
+def rows_from_csv(text: str) -> list[dict[str, Any]]:
+    """One dict per data row; ``customer.first_name`` columns nest; empty cells are absent.
+
+    Integer fields of the provisioning schema are converted here (CSV has only text); a value
+    that is not a number stays text, and the schema names the field.
+    """
+    reader = csv.DictReader(io.StringIO(text))
+    if not reader.fieldnames:
+        raise ValidationError({"body": ["the CSV has no header row"]})
+    integers = {
+        name for name, field in _ROW_SCHEMA.fields.items() if isinstance(field, fields.Integer)
+    }
+    rows = []
+    for record in reader:
+        row: dict[str, Any] = {}
+        for column, value in record.items():
+            if column is None:  # more cells than the header has columns
+                row["_extra_cells"] = value
+                continue
+            if value is None or value.strip() == "":
+                continue
+            value = value.strip()
+            if column in integers and value.lstrip("-").isdigit():
+                row[column] = int(value)
+                continue
+            head, _, tail = column.partition(".")
+            if tail:
+                row.setdefault(head, {})[tail] = value
+            else:
+                row[column] = value
+        rows.append(row)
+    if not rows:
+        raise ValidationError({"body": ["the CSV has no data rows"]})
+    if len(rows) > MAX_ROWS:
+        raise ValidationError({"body": [f"at most {MAX_ROWS} rows a job"]})
+    return rows
+
+
+def validate_rows(raw_rows: list[Any]) -> list[RowInput]:
+    """Each row through the provisioning schema; rows are numbered from 1 in the given order
+    (for a CSV, row 1 is the first line after the header)."""
+    checked = []
+    for number, raw in enumerate(raw_rows, start=1):
+        if not isinstance(raw, dict):
+            checked.append(RowInput(number, errors={"_row": ["not an object"]}))
+            continue
+        try:
+            checked.append(RowInput(number, request=_ROW_SCHEMA.load(raw)))
+        except ValidationError as exc:
+            messages = exc.messages if isinstance(exc.messages, dict) else {"_row": exc.messages}
+            checked.append(RowInput(number, errors=messages))
+    return checked
+
+
+class BulkRowSchema(Schema):
+    row = fields.Integer(attribute="row_number", required=True)
+    status = fields.String(
+        required=True,
+        metadata={
+            "description": "invalid, refused, waiting or skipped until the row starts; then "
+            "its workflow's status"
+        },
+    )
+    workflow_id = fields.UUID(allow_none=True)
+    error = fields.Dict(allow_none=True)
+
+
+class BulkJobSchema(Schema):
+    id = fields.UUID(required=True)
+    workflow_type = fields.String(required=True)
+    status = fields.Function(lambda job: job.status.value, required=True)
+    total = fields.Integer(attribute="total_rows", required=True)
+    invalid = fields.Integer(attribute="invalid_rows", required=True)
+    max_in_flight = fields.Integer(required=True)
+    not_before = fields.DateTime(allow_none=True)
+    created_at = fields.DateTime(required=True)
+    started_at = fields.DateTime(allow_none=True)
+    finished_at = fields.DateTime(allow_none=True)
+
+
+class BulkRowPageSchema(Schema):
+    items = fields.List(fields.Nested(BulkRowSchema), required=True)
+    total = fields.Integer(required=True)
+    limit = fields.Integer(required=True)
+    offset = fields.Integer(required=True)
+    next_offset = fields.Integer(allow_none=True)
+
+
+class BulkJobDetailSchema(Schema):
+    job = fields.Nested(BulkJobSchema, required=True)
+    counts = fields.Dict(
+        keys=fields.String(),
+        values=fields.Integer(),
+        required=True,
+        metadata={"description": "rows by row status (before they start) and workflow status"},
+    )
+    throughput_per_second = fields.Float(allow_none=True)
+    eta_seconds = fields.Float(allow_none=True)
+    rows = fields.Method("_rows")
+
+    def _rows(self, view: Any) -> dict[str, Any]:
+        return BulkRowPageSchema().dump(
+            {
+                "items": view.rows,
+                "total": view.rows_total,
+                "limit": view.limit,
+                "offset": view.offset,
+                "next_offset": view.next_offset,
+            }
+        )
+
+
+class BulkJobQuerySchema(RequestSchema):
+    limit = int_field(load_default=100, minimum=1, maximum=1000, strict=False)
+    offset = int_field(load_default=0, strict=False)
+    failed = fields.Boolean(
+        load_default=False, metadata={"description": "only rows that did not complete"}
+    )
