@@ -11,6 +11,7 @@ from orchestrator.bulk import cli as bulk_cli
 from orchestrator.db import transaction
 from orchestrator.demo import seed_demo
 from orchestrator.errors import OrchestratorError
+from orchestrator.reconcile import cli as reconcile_cli
 from orchestrator.vault import generate_key
 
 
@@ -80,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     listing.set_defaults(func=_api_key_list)
     bulk_cli.add_parser(commands)
     limits_cli.add_parser(commands)
+    reconcile_cli.add_parser(commands)
     return parser
 
 

@@ -26,6 +26,7 @@ TASK_MODULES = (
     "tasks.genieacs",
     "tasks.nas",
     "tasks.webhooks",
+    "tasks.reconcile",
     "tasks.bulk",
 )
 
@@ -109,6 +110,9 @@ def create_celery() -> Celery:
                 "task": "tasks.webhooks.sweep",
                 "schedule": settings.sweep_interval,
             },
+            # Read-only: orphan and missing counts to the log and /metrics (`reconcile --fix`
+            # is an operator's decision, never a timer's).
+            "reconcile-orphans": {"task": "tasks.reconcile.check", "schedule": 3600.0},
         },
     )
     # Events a workflow's end writes to the outbox are published through this app once their

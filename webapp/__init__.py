@@ -86,6 +86,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         lifecycle,  # noqa: F401 - adds the lifecycle URLs to the workflows blueprint
         metrics,
         plans,
+        reconciliation,
         request_id,
         statistics,
         subscribers,
@@ -104,6 +105,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         plans.blueprint,
         apikeys.blueprint,
         webhooks.blueprint,
+        reconciliation.blueprint,
     ):
         api.register_blueprint(blueprint)
     app.register_blueprint(health.blueprint)

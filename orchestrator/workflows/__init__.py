@@ -7,6 +7,7 @@ from orchestrator.config import get_settings
 from orchestrator.workflows import (
     activate_service,
     change_service_plan,
+    cleanup_orphans,
     deprovision_subscriber,
     provision_subscriber,
     suspend_service,
@@ -20,6 +21,7 @@ workflow_types = WorkflowTypes(
         suspend_service.WORKFLOW,
         activate_service.WORKFLOW,
         change_service_plan.WORKFLOW,
+        cleanup_orphans.WORKFLOW,
     ]
 )
 
