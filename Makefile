@@ -47,6 +47,7 @@ run: prepare
 
 test: $(STAMP) services
 	scripts/freeradius.sh install
+	scripts/browser.sh install
 	$(BIN)/ruff check .
 	$(BIN)/pytest
 

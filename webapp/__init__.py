@@ -81,6 +81,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from webapp import (
         apikeys,
         bulk,  # noqa: F401 - adds the bulk URLs to the workflows blueprint
+        console,
         docs_assets,
         health,
         lifecycle,  # noqa: F401 - adds the lifecycle URLs to the workflows blueprint
@@ -111,6 +112,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(health.blueprint)
     app.register_blueprint(docs_assets.blueprint)
     app.register_blueprint(metrics.blueprint)
+    app.register_blueprint(console.blueprint)
     request_id.init_app(app)
     register_error_handlers(app)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")

@@ -5,12 +5,15 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from flask import current_app, url_for
+from flask import current_app, request, url_for
 from flask.views import MethodView
+from marshmallow import ValidationError, validate
 
 from orchestrator.service import OrchestrationService, WorkflowFilter
 from webapp.auth import current_principal
+from webapp.errors import ApiError
 from webapp.openapi import Blueprint
+from webapp.schemas.base import RequestSchema, Text
 from webapp.schemas.workflows import (
     PROVISION_EXAMPLE,
     IdempotencyHeadersSchema,
@@ -33,6 +36,48 @@ LOCATION = {"Location": {"description": "the workflow's URL", "schema": {"type":
 
 def service() -> OrchestrationService:
     return current_app.extensions["orchestration_service"]
+
+
+#: The longest reason an operator may give for a retry or a cancel.
+MAX_REASON = 500
+
+
+class ActionReasonSchema(RequestSchema):
+    """The optional body of a retry or a cancel: why, for the event log."""
+
+    reason = Text(
+        validate=validate.Length(max=MAX_REASON),
+        metadata={"description": "why; recorded in the event log with the key that asked"},
+    )
+
+
+#: Documented by hand: the body is optional, and webargs would refuse a POST without one (415),
+#: which is how existing clients call retry and cancel (`curl -X POST .../retry`).
+ACTION_BODY = {
+    "required": False,
+    "content": {"application/json": {"schema": ActionReasonSchema}},
+}
+
+
+def _reason() -> str | None:
+    """The request's optional ``reason``; a bad one is a 400 naming the field."""
+    if not request.get_data(cache=True):
+        return None
+    if not request.is_json:
+        raise ApiError(415, "unsupported_media_type", "send the body as application/json")
+    body = request.get_json(silent=True)
+    if body is None:
+        raise ApiError(400, "malformed_json", "the body is not valid JSON")
+    if not isinstance(body, dict):
+        raise ApiError(
+            400, "validation_error", "the request is invalid", {"body": ["not an object"]}
+        )
+    try:
+        reason = ActionReasonSchema().load(body).get("reason")
+    except ValidationError as exc:
+        raise ApiError(400, "validation_error", "the request is invalid", exc.messages) from None
+    # A blank reason is no reason.
+    return (reason.strip() or None) if reason is not None else None
 
 
 @blueprint.route("/provision-subscriber", endpoint="provision_subscriber")
@@ -100,30 +145,39 @@ class WorkflowDetail(MethodView):
 @blueprint.route("/workflows/<uuid:workflow_id>/retry", endpoint="retry")
 class Retry(MethodView):
     @blueprint.requires("operator")
+    @blueprint.doc(requestBody=ACTION_BODY)
     @blueprint.response(202, WorkflowSchema)
-    @blueprint.errors(404, 409)
+    @blueprint.errors(400, 404, 409, 415)
     def post(self, workflow_id: uuid.UUID) -> Any:
         """Run a rolled-back workflow again (a new run), or finish a failed rollback.
 
-        Any other state is a 409.
+        Any other state is a 409. An optional `reason` is kept in the event log.
         """
         principal = current_principal()
         return service().retry(
-            principal.tenant_id, workflow_id, requested_by=str(principal.api_key_id)
+            principal.tenant_id,
+            workflow_id,
+            requested_by=str(principal.api_key_id),
+            reason=_reason(),
         )
 
 
 @blueprint.route("/workflows/<uuid:workflow_id>/cancel", endpoint="cancel")
 class Cancel(MethodView):
     @blueprint.requires("operator")
+    @blueprint.doc(requestBody=ACTION_BODY)
     @blueprint.response(202, WorkflowSchema)
-    @blueprint.errors(404, 409)
+    @blueprint.errors(400, 404, 409, 415)
     def post(self, workflow_id: uuid.UUID) -> Any:
         """Stop a pending or running workflow at the next step boundary and undo what it did.
 
-        It ends ``compensated``. A finished workflow is a 409.
+        It ends ``compensated``. A finished workflow is a 409. An optional `reason` is kept in
+        the event log.
         """
         principal = current_principal()
         return service().cancel(
-            principal.tenant_id, workflow_id, requested_by=str(principal.api_key_id)
+            principal.tenant_id,
+            workflow_id,
+            requested_by=str(principal.api_key_id),
+            reason=_reason(),
         )
