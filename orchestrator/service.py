@@ -31,6 +31,7 @@ from orchestrator.db import transaction
 from orchestrator.definitions import Recovery
 from orchestrator.errors import ConflictError, IdempotencyMismatch, InvalidTransition, NotFound
 from orchestrator.models import ResourceClaim, Workflow, WorkflowEvent, WorkflowStatus
+from orchestrator.paging import Page
 from orchestrator.vault import seal
 from orchestrator.workflows import workflow_types
 
@@ -79,17 +80,7 @@ class WorkflowFilter:
     subscriber_id: uuid.UUID | None = None
 
 
-@dataclass(frozen=True)
-class WorkflowPage:
-    items: list[Workflow]
-    total: int
-    limit: int
-    offset: int
-
-    @property
-    def next_offset(self) -> int | None:
-        following = self.offset + len(self.items)
-        return following if following < self.total else None
+WorkflowPage = Page[Workflow]
 
 
 def request_fingerprint(workflow_type: str, body: dict[str, Any]) -> str:

@@ -21,6 +21,7 @@ from orchestrator import plans
 from orchestrator.db import transaction
 from orchestrator.errors import ConflictError, NotFound, ValidationError
 from orchestrator.models import ServicePlan, Subscriber, SubscriberStatus, Workflow
+from orchestrator.paging import Page
 
 #: The RADIUS group a suspended subscriber is moved to when its plan names none: FreeRADIUS
 #: rejects its members (radgroupcheck Auth-Type := Reject).
@@ -93,17 +94,7 @@ class SubscriberFilter:
     onu_serial: str | None = None
 
 
-@dataclass(frozen=True)
-class SubscriberPage:
-    items: list[Subscriber]
-    total: int
-    limit: int
-    offset: int
-
-    @property
-    def next_offset(self) -> int | None:
-        following = self.offset + len(self.items)
-        return following if following < self.total else None
+SubscriberPage = Page[Subscriber]
 
 
 @dataclass(frozen=True)

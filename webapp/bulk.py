@@ -8,10 +8,7 @@ invalid rows are reported by row and field and never start; the others run.
 
 from __future__ import annotations
 
-import csv
-import io
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 from flask import Response, current_app, request, stream_with_context, url_for
@@ -19,11 +16,14 @@ from flask.views import MethodView
 from marshmallow import ValidationError as SchemaError
 from werkzeug.exceptions import UnsupportedMediaType
 
-from orchestrator.bulk.jobs import BulkService, describe_error
+from orchestrator.bulk.jobs import BulkService
+from orchestrator.bulk.report import report_csv, report_filename
 from webapp.auth import current_principal
 from webapp.schemas.bulk import (
     BulkCsvQuerySchema,
     BulkJobDetailSchema,
+    BulkJobListQuerySchema,
+    BulkJobPageSchema,
     BulkJobQuerySchema,
     BulkJobSchema,
     BulkProvisionSchema,
@@ -48,12 +48,6 @@ REQUEST_BODY = {
         },
     },
 }
-
-
-def _cell(text: str) -> str:
-    """An error can quote the row's own values: a leading = + - @ would make a spreadsheet
-    run it as a formula (CSV injection), so such a cell starts with a quote instead."""
-    return f"'{text}" if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
 def bulk_service() -> BulkService:
@@ -119,6 +113,18 @@ class BulkProvision(MethodView):
         return job, (202 if submission.created else 200), {"Location": location}
 
 
+@blueprint.route("/bulk-jobs", endpoint="bulk_jobs")
+class BulkJobs(MethodView):
+    @blueprint.requires("viewer")
+    @blueprint.arguments(BulkJobListQuerySchema, location="query", unknown="raise")
+    @blueprint.response(200, BulkJobPageSchema)
+    def get(self, query: dict[str, Any]) -> Any:
+        """The tenant's bulk jobs, newest first, each with its counts by outcome."""
+        return bulk_service().list(
+            current_principal().tenant_id, limit=query["limit"], offset=query["offset"]
+        )
+
+
 @blueprint.route("/bulk-jobs/<uuid:job_id>", endpoint="bulk_job")
 class BulkJob(MethodView):
     @blueprint.requires("viewer")
@@ -151,29 +157,10 @@ class BulkJobReport(MethodView):
         # Read the job first, so a missing one is a 404 and not a broken stream.
         service.get(tenant_id, job_id, limit=1)
 
-        def lines() -> Iterator[str]:
-            buffer = io.StringIO()
-            writer = csv.writer(buffer)
-            writer.writerow(["row", "workflow_id", "status", "error"])
-            for row in service.report(tenant_id, job_id):
-                writer.writerow(
-                    [
-                        row.row_number,
-                        row.workflow_id or "",
-                        row.status,
-                        _cell(describe_error(row.error)),
-                    ]
-                )
-                if buffer.tell() > 65536:
-                    yield buffer.getvalue()
-                    buffer.seek(0)
-                    buffer.truncate()
-            yield buffer.getvalue()
-
         return Response(
-            stream_with_context(lines()),
+            stream_with_context(report_csv(service, tenant_id, job_id)),
             mimetype="text/csv",
-            headers={"Content-Disposition": f'attachment; filename="bulk-job-{job_id}.csv"'},
+            headers={"Content-Disposition": f'attachment; filename="{report_filename(job_id)}"'},
         )
 
 

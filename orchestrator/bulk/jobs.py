@@ -34,6 +34,7 @@ from orchestrator.models import (
     Workflow,
     WorkflowStatus,
 )
+from orchestrator.paging import Page
 from orchestrator.service import request_fingerprint
 from orchestrator.vault import seal
 from orchestrator.webhooks import outbox as webhooks
@@ -87,6 +88,23 @@ class BulkJobView:
     def next_offset(self) -> int | None:
         following = self.offset + len(self.rows)
         return following if following < self.rows_total else None
+
+
+@dataclass(frozen=True)
+class BulkJobSummary:
+    job: BulkJob
+    counts: dict[str, int]
+
+    @property
+    def finished_rows(self) -> int:
+        """Rows that will not change any more: never started, or their workflow ended."""
+        ended = (BulkRowStatus.INVALID, BulkRowStatus.REFUSED, BulkRowStatus.SKIPPED)
+        return sum(self.counts[s.value] for s in ended) + sum(
+            self.counts[s.value] for s in WorkflowStatus.terminal()
+        )
+
+
+BulkJobPage = Page[BulkJobSummary]
 
 
 def _jsonable(request: dict[str, Any]) -> dict[str, Any]:
@@ -283,6 +301,22 @@ class BulkService:
             rows = [self._view(row, workflow) for row, workflow in page]
             throughput, eta = self._pace(session, job, counts)
         return BulkJobView(job, counts, throughput, eta, rows, rows_total, limit, offset)
+
+    def list(self, tenant_id: str, *, limit: int = 20, offset: int = 0) -> BulkJobPage:
+        """A tenant's jobs, newest first, each with its counts (two grouped queries per job
+        of the page, on the job's own rows: the cost follows the page, not the history)."""
+        with self._unit_of_work() as session:
+            condition = BulkJob.tenant_id == tenant_id
+            total = session.scalar(select(func.count()).select_from(BulkJob).where(condition))
+            jobs = session.scalars(
+                select(BulkJob)
+                .where(condition)
+                .order_by(BulkJob.created_at.desc(), BulkJob.id.desc())
+                .limit(limit)
+                .offset(offset)
+            ).all()
+            items = [BulkJobSummary(job, job_counts(session, job.id)) for job in jobs]
+        return BulkJobPage(items, total or 0, limit, offset)
 
     def report(self, tenant_id: str, job_id: uuid.UUID) -> Iterator[RowView]:
         """Every row's outcome in order, read in batches (a job may hold 100,000 rows)."""

@@ -9,7 +9,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, select
@@ -20,6 +19,7 @@ from orchestrator.config import get_settings
 from orchestrator.db import transaction
 from orchestrator.errors import NotFound, ValidationError
 from orchestrator.models import DeliveryStatus, WebhookDelivery, WebhookEndpoint, WebhookEventType
+from orchestrator.paging import Page
 from orchestrator.webhooks import signing, targets
 
 _SEALED_FIELD = "secret"  # the name of the value inside the sealed blob
@@ -120,17 +120,7 @@ def delete_endpoint(session: Session, tenant_id: str, endpoint_id: uuid.UUID) ->
     session.delete(get_endpoint(session, tenant_id, endpoint_id, lock=True))
 
 
-@dataclass(frozen=True)
-class DeliveryPage:
-    items: list[WebhookDelivery]
-    total: int
-    limit: int
-    offset: int
-
-    @property
-    def next_offset(self) -> int | None:
-        following = self.offset + len(self.items)
-        return following if following < self.total else None
+DeliveryPage = Page[WebhookDelivery]
 
 
 def list_deliveries(

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from flask import (
+    Response,
     abort,
     current_app,
     flash,
@@ -17,6 +18,7 @@ from flask import (
     redirect,
     render_template,
     request,
+    stream_with_context,
     url_for,
 )
 from flask.typing import ResponseReturnValue
@@ -24,10 +26,13 @@ from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException
 
 from orchestrator.apikeys import ApiKeyService
+from orchestrator.bulk.jobs import BulkService, describe_error
+from orchestrator.bulk.report import report_csv, report_filename
 from orchestrator.definitions import Recovery
 from orchestrator.engine import definition_of
 from orchestrator.errors import ConflictError, DefinitionError, InvalidTransition, NotFound
 from orchestrator.models import SubscriberStatus, WorkflowStatus
+from orchestrator.paging import Page
 from orchestrator.service import OrchestrationService, WorkflowFilter
 from orchestrator.statistics import Statistics, Window
 from orchestrator.subscribers import SubscriberFilter, SubscriberService
@@ -118,7 +123,6 @@ def _globals() -> dict[str, Any]:
         "me": g.get("principal"),
         "fmt_time": _fmt_time,
         "fmt_seconds": timeline.format_seconds,
-        "bulk_jobs_enabled": False,  # BULK JOBS: set by the bulk-jobs pages once they exist
     }
 
 
@@ -383,8 +387,105 @@ def cancel(workflow_id: uuid.UUID) -> ResponseReturnValue:
     return _act(workflow_id, "cancel")
 
 
-# BULK JOBS: the bulk-job pages (list, one job with its workflows, start from a file) go here,
-# as views over the bulk-job service; base.html has the matching slot in the navigation.
+# -- bulk jobs -------------------------------------------------------------------------------
+
+
+def _bulk() -> BulkService:
+    return current_app.extensions["bulk_service"]
+
+
+#: Outcomes a bulk job's counts are shown by, in the order of a row's life; each a bar colour.
+BULK_OUTCOMES = (
+    ("completed", "ok"),
+    ("rolled_back", "undo"),
+    ("compensated", "unknown"),
+    ("failed", "failed"),
+    ("invalid", "failed"),
+    ("refused", "failed"),
+    ("skipped", "unknown"),
+    ("rolling_back", "retry"),
+    ("running", "running"),
+    ("pending", "running"),
+    ("waiting", "track"),
+)
+
+
+def _progress(total: int, counts: Mapping[str, int]) -> list[dict[str, Any]]:
+    """The segments of a job's progress bar: each outcome's share of the rows, in percent."""
+    if total <= 0:
+        return []
+    return [
+        {
+            "name": name,
+            "css": css,
+            "count": counts.get(name, 0),
+            "percent": 100.0 * counts.get(name, 0) / total,
+        }
+        for name, css in BULK_OUTCOMES
+        if counts.get(name, 0)
+    ]
+
+
+@blueprint.get("/bulk-jobs")
+def bulk_jobs() -> ResponseReturnValue:
+    page = _bulk().list(principal().tenant_id, limit=PAGE_SIZE, offset=_offset())
+    active = any(not item.job.status.is_finished for item in page.items)
+    return render_template(
+        "console/bulk_jobs.html",
+        page=page,
+        progress=_progress,
+        refresh=REFRESH_SECONDS * 2 if active else None,
+    )
+
+
+@blueprint.get("/bulk-jobs/<uuid:job_id>")
+def bulk_job(job_id: uuid.UUID) -> ResponseReturnValue:
+    failed_only = request.args.get("failed", "1") != "0"
+    view = _bulk().get(
+        principal().tenant_id, job_id, limit=PAGE_SIZE, offset=_offset(), failed_only=failed_only
+    )
+    # Rows still to finish: the job is active even once no new row waits.
+    active = not view.job.status.is_finished or any(
+        view.counts.get(status.value, 0) for status in WorkflowStatus.active()
+    )
+    return render_template(
+        "console/bulk_job.html",
+        view=view,
+        job=view.job,
+        rows_page=Page(view.rows, view.rows_total, view.limit, view.offset),
+        failed_only=failed_only,
+        segments=_progress(view.job.total_rows, view.counts),
+        outcomes=[name for name, _ in BULK_OUTCOMES],
+        describe_error=describe_error,
+        can_cancel=not view.job.status.is_finished,
+        refresh=REFRESH_SECONDS * 2 if active else None,
+    )
+
+
+@blueprint.get("/bulk-jobs/<uuid:job_id>/report.csv")
+def bulk_job_report(job_id: uuid.UUID) -> ResponseReturnValue:
+    tenant_id = principal().tenant_id
+    _bulk().get(tenant_id, job_id, limit=1)  # another tenant's job: a 404 page, not a stream
+    return Response(
+        stream_with_context(report_csv(_bulk(), tenant_id, job_id)),
+        mimetype="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="{report_filename(job_id)}"'},
+    )
+
+
+@blueprint.post("/bulk-jobs/<uuid:job_id>/cancel")
+@require_role("operator")
+def bulk_job_cancel(job_id: uuid.UUID) -> ResponseReturnValue:
+    current = principal()
+    try:
+        _bulk().cancel(current.tenant_id, job_id, requested_by=str(current.api_key_id))
+    except InvalidTransition as exc:
+        flash(str(exc), "error")
+    else:
+        flash(
+            "Cancel requested: no row starts any more; the running ones undo what they did.", "ok"
+        )
+    return redirect(url_for(".bulk_job", job_id=job_id))
 
 
 # -- subscribers -----------------------------------------------------------------------------

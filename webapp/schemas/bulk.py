@@ -158,6 +158,29 @@ class BulkJobDetailSchema(Schema):
         )
 
 
+class BulkJobSummarySchema(Schema):
+    job = fields.Nested(BulkJobSchema, required=True)
+    counts = fields.Dict(keys=fields.String(), values=fields.Integer(), required=True)
+    finished_rows = fields.Integer(
+        required=True, metadata={"description": "rows that never started or whose workflow ended"}
+    )
+
+
+class BulkJobPageSchema(Schema):
+    items = fields.List(
+        fields.Nested(BulkJobSummarySchema), required=True, metadata={"description": "newest first"}
+    )
+    total = fields.Integer(required=True)
+    limit = fields.Integer(required=True)
+    offset = fields.Integer(required=True)
+    next_offset = fields.Integer(allow_none=True)
+
+
+class BulkJobListQuerySchema(RequestSchema):
+    limit = int_field(load_default=20, minimum=1, maximum=100, strict=False)
+    offset = int_field(load_default=0, strict=False)
+
+
 class BulkJobQuerySchema(RequestSchema):
     limit = int_field(load_default=100, minimum=1, maximum=1000, strict=False)
     offset = int_field(load_default=0, strict=False)
