@@ -6,7 +6,7 @@ import argparse
 import sys
 import uuid
 
-from orchestrator import apikeys, limits_cli, migrate
+from orchestrator import apikeys, limits_cli, migrate, tracing
 from orchestrator.bulk import cli as bulk_cli
 from orchestrator.db import transaction
 from orchestrator.demo import seed_demo
@@ -88,6 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        # Workflows a command submits (reconcile --fix) start traces of their own.
+        tracing.configure()
         # A command may return its own exit status (bulk-provision: 2 when rows failed).
         status = args.func(args)
     except OrchestratorError as exc:

@@ -108,6 +108,16 @@ class Settings:
         )
     )
 
+    # Traces (orchestrator/tracing.py): on when an OTLP/HTTP collector is named, off (and
+    # nothing of OpenTelemetry imported) otherwise. The exporter reads the rest of the standard
+    # OTEL_* variables itself (OTEL_EXPORTER_OTLP_HEADERS, OTEL_BSP_SCHEDULE_DELAY, ...).
+    otlp_endpoint: str | None = field(
+        default_factory=lambda: os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or None
+    )
+    otel_service_name: str = field(
+        default_factory=lambda: _env("OTEL_SERVICE_NAME", "isp-orchestrator")
+    )
+
     # Test hook: lets tests make a named step fail, hang or crash. Never enable in production.
     fault_injection: bool = field(
         default_factory=lambda: _env_bool("ORCHESTRATOR_FAULT_INJECTION", False)

@@ -9,6 +9,7 @@ from functools import lru_cache
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from orchestrator import tracing
 from orchestrator.config import get_settings
 
 
@@ -16,7 +17,7 @@ from orchestrator.config import get_settings
 def get_engine(url: str | None = None) -> Engine:
     # pool_pre_ping: a worker that sat idle across a PostgreSQL restart gets a fresh connection
     # instead of failing its next step on a dead socket.
-    return create_engine(
+    engine = create_engine(
         url or get_settings().database_url,
         pool_pre_ping=True,
         # Bound parameters (passwords among them) never appear in exception messages.
@@ -25,6 +26,7 @@ def get_engine(url: str | None = None) -> Engine:
         max_overflow=get_settings().db_max_overflow,
         future=True,
     )
+    return tracing.instrument_engine(engine)
 
 
 @lru_cache(maxsize=4)

@@ -58,6 +58,11 @@ class VaultError(OrchestratorError):
     """Raised when secrets cannot be sealed or opened (no key, wrong key, tampered data)."""
 
 
+class TracingUnavailable(OrchestratorError):
+    """Raised when OTEL_EXPORTER_OTLP_ENDPOINT asks for traces but the ``tracing`` extra
+    (OpenTelemetry's SDK and instrumentations) is not installed."""
+
+
 class StepFailed(OrchestratorError):
     """Raised by a step task after its step failed for good, so Celery fires the on-error link."""
 

@@ -26,6 +26,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from orchestrator.tracing import trace_id_of
+
 # Stable constraint names, so migrations can address every constraint by name.
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -328,10 +330,18 @@ class Workflow(Base):
     )
     started_at: Mapped[tstz_or_null]
     finished_at: Mapped[tstz_or_null]
+    # The trace every step and undo of this workflow joins, whoever publishes its messages
+    # (orchestrator/tracing): a W3C traceparent (version 00, 55 characters), set at creation
+    # while tracing is on, else null.
+    traceparent: Mapped[str | None] = mapped_column(String(55), nullable=True)
 
     steps: Mapped[list[WorkflowStep]] = relationship(
         back_populates="workflow", order_by="WorkflowStep.position", lazy="selectin"
     )
+
+    @property
+    def trace_id(self) -> str | None:
+        return trace_id_of(self.traceparent)
 
 
 class WorkflowStep(Base):

@@ -25,7 +25,7 @@ from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, raiseload
 
-from orchestrator import engine, statistics
+from orchestrator import engine, statistics, tracing
 from orchestrator.config import get_settings
 from orchestrator.db import transaction
 from orchestrator.definitions import Recovery
@@ -108,6 +108,9 @@ def create_workflow(
     a bulk job's row)."""
     kind = workflow_types.get(workflow_type)
     prepared = kind.prepare(session, tenant_id, request)
+    # A portal request's workflow continues the request's trace; a bulk job's row is a trace
+    # of its own (linked to the job's), not one more branch of the job's feed.
+    traceparent = tracing.begin_workflow(kind.definition.name, fresh=bulk_job_id is not None)
     workflow = engine.new_workflow(
         session,
         kind.definition,
@@ -121,6 +124,7 @@ def create_workflow(
         request_hash=request_hash,
         api_key_id=api_key_id,
         bulk_job_id=bulk_job_id,
+        traceparent=traceparent,
     )
     return workflow, engine.start(workflow)
 

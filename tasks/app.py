@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from functools import partial
+from typing import TYPE_CHECKING
 
 from celery import Celery
 from celery.app.amqp import AMQP
-from celery.signals import beat_init, worker_init
+from celery.signals import beat_init, worker_init, worker_process_init, worker_process_shutdown
 from kombu import Connection, Queue
 
+from orchestrator import tracing
 from orchestrator.bulk import feeder as bulk_feeder
 from orchestrator.config import get_settings
 from orchestrator.definitions import registry
@@ -16,6 +18,9 @@ from orchestrator.queues import QUEUES
 from orchestrator.webhooks import outbox as webhook_outbox
 from orchestrator.workflows import workflow_types  # noqa: F401 - registers the definitions
 from tasks.dispatch import publish_deliveries, publish_feed
+
+if TYPE_CHECKING:
+    from celery.worker import WorkController
 
 TASK_MODULES = (
     "tasks.saga",
@@ -132,3 +137,29 @@ def _verify_definitions(sender: object = None, **_: object) -> None:
     # Runs in every worker once the task modules are imported: a definition that names a
     # task nobody registered stops the worker at start, not a subscriber at step five.
     registry.verify_tasks(lambda name: name in app.tasks)
+
+
+# Traces (orchestrator/tracing), started where tasks run and before the first one: the SDK's
+# export thread does not survive a fork, so a prefork pool's children start their own (and
+# its parent, which runs no task, none); a thread, solo or gevent pool runs tasks in the
+# worker's own process, which starts it. Nothing is imported while tracing is off.
+@worker_init.connect
+def _trace_worker_process(sender: WorkController, **_: object) -> None:
+    # Imported here: only a worker needs the pool classes (the web process imports this app).
+    from celery.concurrency import get_implementation
+    from celery.concurrency.prefork import TaskPool as PreforkPool
+
+    pool = get_implementation(sender.pool_cls)
+    if not (isinstance(pool, type) and issubclass(pool, PreforkPool)):
+        tracing.configure()
+
+
+@worker_process_init.connect
+def _trace_pool_child(**_: object) -> None:
+    tracing.configure()
+
+
+@worker_process_shutdown.connect
+def _flush_pool_child(**_: object) -> None:
+    # A pool child leaves by os._exit, past the SDK's atexit flush.
+    tracing.shutdown()

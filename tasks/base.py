@@ -17,7 +17,7 @@ from celery import Celery, Task
 from celery.exceptions import Retry, SoftTimeLimitExceeded
 from sqlalchemy.exc import OperationalError
 
-from orchestrator import engine, faults, metrics
+from orchestrator import engine, faults, metrics, tracing
 from orchestrator.db import transaction
 from orchestrator.definitions import registry
 from orchestrator.errors import AttemptTimedOut, LeaseLost, StepFailed, WorkflowCancelled
@@ -39,6 +39,13 @@ class SagaTask(Task):
     throws = (StepFailed, WorkflowCancelled)
 
     def run(self, workflow_id: str, step_name: str, generation: int | None = None) -> None:
+        # The task's span (Celery's instrumentation) says which workflow and step it served.
+        tracing.annotate(
+            workflow_id=workflow_id,
+            step=step_name,
+            direction=self.direction.name,
+            generation=generation,
+        )
         claimed = self._claim(uuid.UUID(workflow_id), step_name, generation)
         if claimed is None:
             return

@@ -4,6 +4,8 @@ Only ids travel: ``(workflow_id, step_name, generation)``. Every publish happens
 transaction that decided it has committed; a publish that is lost (a crash in between) is found
 by the sweeper. Each forward step message carries the on-error link, a queued task (not an
 in-process errback), so a step that fails for good starts the rollback even if its worker dies.
+With tracing on, a workflow's messages are published inside its trace, whichever process
+publishes them (see orchestrator/tracing): the headers carry the context, never an argument.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from collections.abc import Sequence
 from celery import Celery, current_app
 from celery.canvas import Signature
 
-from orchestrator import engine
+from orchestrator import engine, tracing
 from orchestrator.queues import BULK_PRIORITY, INTERACTIVE_PRIORITY
 
 ON_ERROR_TASK = "tasks.saga.on_step_failed"
@@ -38,9 +40,7 @@ def _signatures(app: Celery, dispatch: engine.Dispatch) -> list[Signature]:
         )
         if direction is engine.FORWARD:
             signature.on_error(
-                app.signature(
-                    ON_ERROR_TASK, args=(workflow_id,), immutable=True, priority=priority
-                )
+                app.signature(ON_ERROR_TASK, args=(workflow_id,), immutable=True, priority=priority)
             )
         signatures.append(signature)
     return signatures
@@ -52,8 +52,9 @@ def publish(dispatch: engine.Dispatch | None, app: Celery | None = None) -> None
         return
     # Side by side: each is an independent message (no Celery group or chord: those need a
     # result backend, a second store of truth; the join is the engine's, under a row lock).
-    for signature in _signatures(app or current_app, dispatch):
-        signature.apply_async()
+    with tracing.continuing(dispatch.traceparent):
+        for signature in _signatures(app or current_app, dispatch):
+            signature.apply_async()
 
 
 class CeleryDispatcher:

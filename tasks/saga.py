@@ -7,7 +7,7 @@ import uuid
 
 from sqlalchemy.exc import OperationalError
 
-from orchestrator import engine
+from orchestrator import engine, tracing
 from orchestrator.config import get_settings
 from orchestrator.db import transaction
 from orchestrator.queues import QUEUES, priority_keys
@@ -31,6 +31,7 @@ def on_step_failed(workflow_id: str) -> None:
     A queued task (not an in-process errback), so it survives the failing worker; it may fire
     more than once (siblings failing together), and the row lock makes it idempotent.
     """
+    tracing.annotate(workflow_id=workflow_id)
     with transaction() as session:
         dispatch = engine.start_rollback(session, uuid.UUID(workflow_id), holder_is_gone)
     publish(dispatch)

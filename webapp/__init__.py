@@ -8,6 +8,7 @@ from typing import Any
 import redis
 from flask import Flask
 
+from orchestrator import tracing
 from orchestrator.apikeys import ApiKeyService
 from orchestrator.bulk.jobs import BulkService
 from orchestrator.config import get_settings
@@ -51,6 +52,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         app.config.update(test_config)
     # Answers keep the order the schemas declare (id and status first), not alphabetical.
     app.json.sort_keys = False  # type: ignore[attr-defined]
+    # First: before any engine is made (its queries are traced), and its before_request
+    # handler before every other, so authentication runs inside the request's span.
+    tracing.instrument_app(app)
 
     settings = get_settings()
     dispatcher = app.config.get("DISPATCHER")
@@ -73,9 +77,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.extensions["broker_ping"] = broker.ping
     app.extensions["metrics_state"] = StateCollector(
         get_sessionmaker(),
-        lambda: {
-            queue: sum(broker.llen(key) for key in priority_keys(queue)) for queue in QUEUES
-        },
+        lambda: {queue: sum(broker.llen(key) for key in priority_keys(queue)) for queue in QUEUES},
     )
 
     from webapp import (

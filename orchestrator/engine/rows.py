@@ -55,6 +55,7 @@ def new_workflow(
     request_hash: str | None = None,
     api_key_id: uuid.UUID | None = None,
     bulk_job_id: uuid.UUID | None = None,
+    traceparent: str | None = None,
 ) -> Workflow:
     workflow = Workflow(
         id=uuid.uuid4(),
@@ -73,6 +74,7 @@ def new_workflow(
         api_key_id=api_key_id,
         bulk_job_id=bulk_job_id,
         deadline_at=utcnow() + deadline,
+        traceparent=traceparent,
     )
     workflow.steps = [
         WorkflowStep(
@@ -90,7 +92,12 @@ def new_workflow(
     add_claims(session, workflow, claims)
     metrics.note(session, metrics.WORKFLOWS_STARTED.labels(definition.name).inc)
     record_event(
-        session, workflow, EventKind.WORKFLOW_CREATED, to_status=WorkflowStatus.PENDING.value
+        session,
+        workflow,
+        EventKind.WORKFLOW_CREATED,
+        to_status=WorkflowStatus.PENDING.value,
+        # From the timeline to the trace: every event of the workflow belongs to this one.
+        details={"trace_id": workflow.trace_id} if workflow.trace_id else None,
     )
     return workflow
 

@@ -57,6 +57,9 @@ class Dispatch:
     backward: tuple[str, ...] = ()
     #: A bulk job's workflow: its messages yield to interactive ones (orchestrator.queues).
     bulk: bool = False
+    #: The workflow's trace context (Workflow.traceparent): its messages join that trace,
+    #: whoever publishes them (orchestrator/tracing).
+    traceparent: str | None = None
 
     def __bool__(self) -> bool:
         return bool(self.forward or self.backward)
@@ -114,6 +117,7 @@ def _dispatch(
         tuple(forward or ()),
         tuple(backward or ()),
         bulk=workflow.bulk_job_id is not None,
+        traceparent=workflow.traceparent,
     )
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, Engine, bindparam, create_engine, text
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
+from orchestrator import tracing
 from orchestrator.config import Settings
 from orchestrator.errors import PermanentError, TransientError
 
@@ -52,11 +53,10 @@ class RadiusStore:
 
     @classmethod
     def from_url(cls, url: str) -> RadiusStore:
-        return cls(
-            create_engine(
-                url, pool_pre_ping=True, pool_size=2, max_overflow=2, hide_parameters=True
-            )
+        engine = create_engine(
+            url, pool_pre_ping=True, pool_size=2, max_overflow=2, hide_parameters=True
         )
+        return cls(tracing.instrument_engine(engine))
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RadiusStore:

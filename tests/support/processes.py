@@ -15,11 +15,13 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import requests
 from celery import Celery
 
 ROOT = Path(__file__).resolve().parents[2]
 VAR = ROOT / "var" / "test"
 CELERY = str(Path(sys.executable).with_name("celery"))
+GUNICORN = str(Path(sys.executable).with_name("gunicorn"))
 
 
 def _env(extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -123,3 +125,50 @@ class BeatProcess:
         if self.process and self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGTERM)
             self.process.wait(timeout=15)
+
+
+@dataclass
+class WebProcess:
+    """The API under gunicorn, as the Procfile runs it (one worker), on a free port."""
+
+    log_path: Path
+    port: int
+    env: dict[str, str] = field(default_factory=dict)
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 60.0) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [GUNICORN, "--bind", f"127.0.0.1:{self.port}", "--workers", "1", "webapp:create_app()"],
+            cwd=ROOT,
+            env=_env(self.env),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"gunicorn exited early; see {self.log_path}")
+            try:
+                requests.get(f"{self.url}/healthz", timeout=5)  # any answer: it serves
+                return
+            except requests.ConnectionError:
+                time.sleep(0.1)  # not listening yet; a connect attempt is the readiness probe
+            except requests.Timeout:
+                pass  # listening, still loading the app on a busy machine
+        raise RuntimeError(f"gunicorn did not answer within {timeout}s; see {self.log_path}")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=10)

@@ -234,6 +234,13 @@ class WorkflowSummarySchema(Schema):
     error = fields.Dict(allow_none=True)
     cancel_requested_at = fields.DateTime(allow_none=True)
     deadline_at = fields.DateTime(allow_none=True)
+    trace_id = fields.String(
+        allow_none=True,
+        metadata={
+            "description": "the OpenTelemetry trace of every step and undo (32 hex digits); "
+            "null while tracing is off"
+        },
+    )
     created_at = fields.DateTime(required=True)
     started_at = fields.DateTime(allow_none=True)
     finished_at = fields.DateTime(allow_none=True)
