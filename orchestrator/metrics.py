@@ -53,17 +53,24 @@ def note(session: Session, record: Callable[[], None]) -> None:
     after_commit(session, record)
 
 
+#: The states a circuit breaker reports (orchestrator.integrations.circuit).
+CIRCUIT_STATES = ("closed", "open", "half_open")
+
+
 class StateCollector(Collector):
-    """Read at scrape time: workflows in flight by status (PostgreSQL) and the depth of every
-    Celery queue (Redis), so they are right whichever process asks."""
+    """Read at scrape time: workflows in flight by status (PostgreSQL), the depth of every
+    Celery queue and every circuit breaker's state (Redis), so they are right whichever
+    process asks."""
 
     def __init__(
         self,
         session_factory: Callable[[], Any],
         queue_depths: Callable[[], dict[str, int]],
+        circuits: Callable[[], dict[str, dict[str, Any]]] | None = None,
     ) -> None:
         self._session_factory = session_factory
         self._queue_depths = queue_depths
+        self._circuits = circuits
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         from orchestrator.models import Workflow, WorkflowStatus
@@ -107,6 +114,29 @@ class StateCollector(Collector):
         for queue, count in self._queue_depths().items():
             depth.add_metric([queue], count)
         yield depth
+        if self._circuits is not None:
+            yield from self._circuit_families(self._circuits())
+
+    @staticmethod
+    def _circuit_families(circuits: dict[str, dict[str, Any]]) -> Iterator[GaugeMetricFamily]:
+        """Each system's breaker as one-hot states (the kube-state-metrics idiom: an alert is
+        ``== 1`` on the state it cares about) and its consecutive failures."""
+        state = GaugeMetricFamily(
+            "orchestrator_circuit_state",
+            "Each external system's circuit breaker: 1 for its current state, 0 for the others.",
+            labels=["system", "state"],
+        )
+        failures = GaugeMetricFamily(
+            "orchestrator_circuit_failures",
+            "Consecutive failed calls each external system's breaker has counted.",
+            labels=["system"],
+        )
+        for system, current in sorted(circuits.items()):
+            for name in CIRCUIT_STATES:
+                state.add_metric([system, name], 1.0 if current.get("state") == name else 0.0)
+            failures.add_metric([system], float(current.get("failures", 0)))
+        yield state
+        yield failures
 
 
 def scrape(state: Collector) -> bytes:

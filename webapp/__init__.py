@@ -13,6 +13,7 @@ from orchestrator.apikeys import ApiKeyService
 from orchestrator.bulk.jobs import BulkService
 from orchestrator.config import get_settings
 from orchestrator.db import get_sessionmaker
+from orchestrator.integrations import circuit
 from orchestrator.integrations.netbox import netbox_prefix_lookup
 from orchestrator.metrics import StateCollector
 from orchestrator.plans import PlanService
@@ -78,6 +79,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.extensions["metrics_state"] = StateCollector(
         get_sessionmaker(),
         lambda: {queue: sum(broker.llen(key) for key in priority_keys(queue)) for queue in QUEUES},
+        circuit.snapshot,
     )
 
     from webapp import (

@@ -9,7 +9,17 @@ from orchestrator import faults
 from tests.support.requests import provision_body, submit
 from tests.support.workflows import wait_terminal
 
-ALLOWED_LABELS = {"workflow_type", "status", "step", "direction", "outcome", "queue", "le"}
+ALLOWED_LABELS = {
+    "workflow_type",
+    "status",
+    "step",
+    "direction",
+    "outcome",
+    "queue",
+    "le",
+    "system",
+    "state",
+}
 
 
 def scrape(client) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:  # type: ignore[no-untyped-def]
@@ -99,3 +109,25 @@ def test_no_label_names_a_tenant_or_a_subscriber(client, worker, plan, operator_
     assert names <= ALLOWED_LABELS
     text = client.get("/metrics").get_data(as_text=True)
     assert body["username"] not in text and "acme" not in text and str(workflow_id) not in text
+
+
+def test_circuit_states_are_exported_one_hot_per_system(client):
+    from orchestrator.integrations.circuit import CircuitBreaker, reset_all
+
+    # Given ONOS failing often enough to open its circuit
+    onos = CircuitBreaker.for_system("onos")
+    try:
+        for _ in range(onos.threshold):
+            onos.record_failure()
+
+        samples = scrape(client)
+
+        # Then ONOS's breaker reads open, and only open; the others closed
+        assert value(samples, "orchestrator_circuit_state", system="onos", state="open") == 1
+        assert value(samples, "orchestrator_circuit_state", system="onos", state="closed") == 0
+        assert value(samples, "orchestrator_circuit_failures", system="onos") >= 3
+        assert value(samples, "orchestrator_circuit_state", system="netbox", state="closed") == 1
+    finally:
+        reset_all()
+    # And a closed one again once reset
+    assert value(scrape(client), "orchestrator_circuit_state", system="onos", state="closed") == 1

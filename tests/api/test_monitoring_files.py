@@ -37,6 +37,7 @@ def test_alert_rules_load_and_name_exported_metrics(client, worker):
         "OrchestratorWorkflowPastDeadline",
         "OrchestratorQueueBacklogGrowing",
         "OrchestratorSuccessRateLow",
+        "OrchestratorCircuitOpen",
     }
     names = exported(client) | _histogram_and_counter_names(exported(client))
     for rule in rules:
