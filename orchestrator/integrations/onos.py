@@ -21,7 +21,6 @@ the service looks again on a checked location before it gives up.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -30,6 +29,7 @@ from urllib.parse import quote
 from orchestrator.config import Settings
 from orchestrator.errors import PermanentError, TransientError
 from orchestrator.integrations.http import RestClient, RetryPolicy, Timeouts
+from orchestrator.integrations.lookup_cache import LookupCache
 
 SYSTEM = "onos"
 log = logging.getLogger(__name__)
@@ -78,8 +78,7 @@ class OnosClient:
         self._clock = clock
         self._sleep = sleep
         #: port name -> "of:<dpid>/<port>", as of the last listing of every device's ports
-        self._locations: dict[str, str] = {}
-        self._locations_lock = threading.Lock()
+        self._locations: LookupCache[str] = LookupCache()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> OnosClient:
@@ -105,26 +104,21 @@ class OnosClient:
         device's ports). With ``verify`` a location from the map is first checked against its
         device's ports (the port still has this name), and refreshed if it does not.
         """
-        with self._locations_lock:
-            location = self._locations.get(port_name)
-        if location is None:
-            return self._refresh_locations(port_name)
-        if verify and not self._still_named(location, port_name):
-            return self._refresh_locations(port_name)
+        location, seen = self._locations.get(port_name)
+        if location is None or (verify and not self._still_named(location, port_name)):
+            return self._locations.refresh(port_name, seen, self._list_locations)
         return location
 
-    def _refresh_locations(self, port_name: str) -> str | None:
+    def _list_locations(self) -> dict[str, str]:
+        """Every named port's location: one listing of every device's ports."""
         response = self._rest.request(
             "GET", "/onos/v1/devices/ports", operation="list_ports", idempotent=True
         )
-        locations = {
+        return {
             name: f"{port['element']}/{port['port']}"
             for port in response.json().get("ports", [])
             if (name := port.get("annotations", {}).get("portName"))
         }
-        with self._locations_lock:
-            self._locations = locations
-        return locations.get(port_name)
 
     def _still_named(self, location: str, port_name: str) -> bool:
         """Whether the port at ``location`` is still the one named ``port_name`` (one device's

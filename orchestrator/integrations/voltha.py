@@ -21,7 +21,6 @@ an ENABLED device with FAILED_PRECONDITION unless its oper status is FAILED.
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
@@ -40,6 +39,7 @@ from orchestrator.errors import (
 from orchestrator.integrations.circuit import CircuitBreaker
 from orchestrator.integrations.concurrency import ConcurrencyLimit
 from orchestrator.integrations.http import RetryPolicy, retry_idempotent
+from orchestrator.integrations.lookup_cache import LookupCache
 
 SYSTEM = "voltha"
 log = logging.getLogger(__name__)
@@ -124,8 +124,7 @@ class VolthaClient:
         # A slot lapses a little after the longest a call can take (a dead worker's is freed).
         self._limit = ConcurrencyLimit.for_system(SYSTEM, timeout + 5.0)
         #: ONU serial -> VOLTHA device id, as of the last ListDevices
-        self._onu_ids: dict[str, str] = {}
-        self._onu_ids_lock = threading.Lock()
+        self._onu_ids: LookupCache[str] = LookupCache()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> VolthaClient:
@@ -232,23 +231,30 @@ class VolthaClient:
 
     def _onu_by_serial(self, serial: str) -> device_pb2.Device | None:
         """The ONU with this serial: by its id in the map if VOLTHA still has it under that
-        serial, else from a fresh ListDevices (which refreshes the whole map)."""
-        with self._onu_ids_lock:
-            device_id = self._onu_ids.get(serial)
-        if device_id is not None:
-            try:
-                device = self.get_device(device_id)
-            except ResourceNotFound:  # deleted (and perhaps discovered again under a new id)
-                device = None
-            if device is not None and not device.root and device.serial_number == serial:
-                return device
-        onus: dict[str, device_pb2.Device] = {}
-        for device in self.list_devices():
-            if not device.root:
-                onus.setdefault(device.serial_number, device)  # the first, as VOLTHA lists them
-        with self._onu_ids_lock:
-            self._onu_ids = {found: d.id for found, d in onus.items()}
-        return onus.get(serial)
+        serial, else after a ListDevices (which refreshes the whole map)."""
+        device_id, seen = self._onu_ids.get(serial)
+        if device_id is not None and (device := self._onu_if_still(device_id, serial)):
+            return device
+        listed: dict[str, device_pb2.Device] = {}
+
+        def list_onu_ids() -> dict[str, str]:
+            for device in self.list_devices():
+                if not device.root:
+                    listed.setdefault(device.serial_number, device)  # the first, as listed
+            return {found: device.id for found, device in listed.items()}
+
+        device_id = self._onu_ids.refresh(serial, seen, list_onu_ids)
+        if serial in listed:  # our own listing: the device as VOLTHA has just told
+            return listed[serial]
+        return None if device_id is None else self._onu_if_still(device_id, serial)
+
+    def _onu_if_still(self, device_id: str, serial: str) -> device_pb2.Device | None:
+        """The device with this id, if it is still the ONU with this serial."""
+        try:
+            device = self.get_device(device_id)
+        except ResourceNotFound:  # deleted (and perhaps discovered again under a new id)
+            return None
+        return device if not device.root and device.serial_number == serial else None
 
     def disable_onu(self, device_id: str) -> None:
         """Blocks the ONU: VOLTHA admin-locks it and its UNIs go down.

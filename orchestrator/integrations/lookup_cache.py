@@ -1,0 +1,44 @@
+"""A name -> value map that a process's threads share, refreshed from a full listing on a miss.
+
+VOLTHA finds a device by id only and ONOS a port by its device only, so a client keeps what the
+last full listing said (serial -> device id, port name -> location). A thread-pool worker runs
+a hundred steps at once: when a bulk job starts, every thread misses at the same moment, and a
+refresh each would ask VOLTHA or ONOS for the whole network a hundred times over (and hold a
+hundred copies of it). Here one listing runs at a time; a thread that missed while another
+listed takes that listing's answer instead of listing again.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Generic, TypeVar
+
+V = TypeVar("V")
+
+
+class LookupCache(Generic[V]):
+    def __init__(self) -> None:
+        self._values: dict[str, V] = {}
+        #: How many listings have replaced the map; a miss remembers the one it saw.
+        self._version = 0
+        self._lock = threading.Lock()
+        self._listing = threading.Lock()
+
+    def get(self, key: str) -> tuple[V | None, int]:
+        """The value known for ``key`` (None if none), and the map's version it came from."""
+        with self._lock:
+            return self._values.get(key), self._version
+
+    def refresh(self, key: str, seen: int, list_all: Callable[[], dict[str, V]]) -> V | None:
+        """``key``'s value after a listing newer than version ``seen``: another thread's, if
+        one finished since, else our own (``list_all`` answers the whole map)."""
+        with self._listing:
+            with self._lock:
+                if self._version != seen and key in self._values:
+                    return self._values[key]
+            fresh = list_all()
+            with self._lock:
+                self._values = fresh
+                self._version += 1
+            return fresh.get(key)

@@ -1,0 +1,44 @@
+"""The lookup cache the VOLTHA and ONOS clients share between a worker's threads."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+from orchestrator.integrations.lookup_cache import LookupCache
+
+
+def test_threads_that_miss_together_list_once():
+    cache: LookupCache[str] = LookupCache()
+    listings = 0
+    release = threading.Event()
+    all_missed = threading.Barrier(20)
+
+    def list_all() -> dict[str, str]:
+        nonlocal listings
+        listings += 1
+        release.wait(5)  # the others pile up behind this listing meanwhile
+        return {f"onu-{n}": f"id-{n}" for n in range(20)}
+
+    def look_up(n: int) -> str | None:
+        value, seen = cache.get(f"onu-{n}")
+        assert value is None
+        all_missed.wait(5)
+        if n == 0:
+            threading.Timer(0.2, release.set).start()
+        return cache.refresh(f"onu-{n}", seen, list_all)
+
+    with ThreadPoolExecutor(20) as pool:
+        found = list(pool.map(look_up, range(20)))
+
+    assert found == [f"id-{n}" for n in range(20)]
+    assert listings == 1
+
+
+def test_a_key_missing_from_a_newer_listing_lists_again():
+    cache: LookupCache[str] = LookupCache()
+    _, seen = cache.get("a")
+    assert cache.refresh("a", seen, lambda: {"b": "1"}) is None
+    # a miss that saw the old version, for a key the newer listing lacks, lists for itself
+    assert cache.refresh("a", seen, lambda: {"a": "2"}) == "2"
+    assert cache.get("a") == ("2", 2)
