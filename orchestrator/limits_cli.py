@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import re
 from typing import Any
 
+from orchestrator.errors import ValidationError
 from orchestrator.integrations.concurrency import ConcurrencyLimit, current_limit, set_limit
 
 #: The systems whose calls are limited (every client that calls out across the network).
 SYSTEMS = ("netbox", "voltha", "onos", "genieacs", "nas")
+#: Far above any system's capacity; a bound keeps a typo of many digits out of Redis.
+MAX_LIMIT = 100_000
+_WHOLE_NUMBER = re.compile(r"[0-9]{1,9}")
 
 
 def add_parser(commands: Any) -> None:
@@ -30,8 +35,23 @@ def _show(_: argparse.Namespace) -> None:
 
 
 def _set(args: argparse.Namespace) -> None:
-    if args.limit == "default":
-        set_limit(args.system, None)
-    else:
-        set_limit(args.system, max(int(args.limit), 0))
+    set_limit(args.system, _limit(args.limit))
     print(f"{args.system}: limit {current_limit(ConcurrencyLimit.for_system(args.system, 0))}")
+
+
+def _limit(text: str) -> int | None:
+    """The limit an operator typed: a whole number (0: unlimited), or 'default' (None).
+
+    ASCII digits only: int() would also take " 4", "٣" or "1_0", and a negative number must be
+    refused, not silently made 0 (unlimited), the opposite of what was asked.
+    """
+    if text == "default":
+        return None
+    if not _WHOLE_NUMBER.fullmatch(text):
+        raise ValidationError(
+            f"limit {text!r}: give a whole number from 0 (unlimited) to {MAX_LIMIT}, or 'default'"
+        )
+    limit = int(text)
+    if limit > MAX_LIMIT:
+        raise ValidationError(f"limit {limit}: at most {MAX_LIMIT} (0 is unlimited)")
+    return limit

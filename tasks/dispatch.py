@@ -75,20 +75,36 @@ class CeleryDispatcher:
 
 
 def publish_delivery(
-    delivery_id: str, *, countdown: float | None = None, app: Celery | None = None
+    delivery_id: str,
+    *,
+    countdown: float | None = None,
+    app: Celery | None = None,
+    bulk: bool = False,
 ) -> None:
-    """Publish one webhook delivery attempt (routed to the ``webhooks`` queue), by id only."""
+    """Publish one webhook delivery attempt (routed to the ``webhooks`` queue), by id only.
+
+    ``bulk``: the event is a bulk job's (one of its workflows, or the job itself); its delivery
+    yields to interactive ones like the rest of the job's messages.
+    """
     (app or current_app).signature(DELIVER_TASK, args=(delivery_id,)).apply_async(
-        countdown=countdown
+        countdown=countdown, priority=BULK_PRIORITY if bulk else INTERACTIVE_PRIORITY
     )
 
 
-def publish_deliveries(app: Celery, delivery_ids: Sequence[uuid.UUID]) -> None:
+def publish_deliveries(
+    app: Celery, delivery_ids: Sequence[uuid.UUID], *, bulk: bool = False
+) -> None:
     """What orchestrator.webhooks.outbox publishes new events with, after their commit."""
     for delivery_id in delivery_ids:
-        publish_delivery(str(delivery_id), app=app)
+        publish_delivery(str(delivery_id), app=app, bulk=bulk)
 
 
 def publish_feed(job_id: uuid.UUID, *, app: Celery | None = None) -> None:
-    """Ask a worker to start a bulk job's next rows (routed to the ``bulk`` queue)."""
-    (app or current_app).signature(FEED_TASK, args=(str(job_id),)).apply_async()
+    """Ask a worker to start a bulk job's next rows (routed to the ``bulk`` queue).
+
+    At bulk priority: a worker serving the ``bulk`` queue beside others takes their
+    interactive messages first (a feed's retries keep the priority it was published with).
+    """
+    (app or current_app).signature(FEED_TASK, args=(str(job_id),)).apply_async(
+        priority=BULK_PRIORITY
+    )

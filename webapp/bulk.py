@@ -2,8 +2,9 @@
 
 The body is JSON (``{"rows": [...], "not_before"?, "all_or_nothing_validation"?}``) or CSV
 (``text/csv``, a header of provisioning field names, ``customer.first_name`` for nested ones;
-the options then go in the query string). Every row is validated before anything starts:
-invalid rows are reported by row and field and never start; the others run.
+the options then go in the query string; with JSON any query parameter is refused). Every row
+is validated before anything starts: invalid rows are reported by row and field and never
+start; the others run.
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ from webapp.workflows import blueprint
 
 #: 100,000 rows of a few hundred bytes; every other URL keeps the app's 64 kB limit.
 MAX_BULK_BYTES = 64 * 1024 * 1024
+#: Why a query parameter is refused beside a JSON body.
+JSON_OPTIONS = "options go in the body for JSON"
 JOB_LOCATION = {"Location": {"description": "the bulk job's URL", "schema": {"type": "string"}}}
 REQUEST_BODY = {
     "required": True,
@@ -67,12 +70,21 @@ def _read_body() -> tuple[list[Any], dict[str, Any], Any]:
         return rows_from_csv(text), options, {"csv": text, "options": dict(request.args)}
     if mimetype != "application/json":
         raise UnsupportedMediaType("send the rows as application/json or text/csv")
-    body = request.get_json(silent=True)
+    if request.args:
+        # Ignoring them would run a job without the options its caller meant to set.
+        raise SchemaError({name: [JSON_OPTIONS] for name in request.args})
+    body = _load_json()
     if not isinstance(body, dict):
         raise SchemaError({"body": ["not a JSON object"]})
     loaded = BulkProvisionSchema().load(body)
     rows = loaded.pop("rows")
     return rows, loaded, body
+
+
+def _load_json() -> Any:
+    """The body, by the API's one JSON parser: malformed or too deeply nested JSON, or a
+    number too long to read, is its 400 malformed_json, as on every other URL."""
+    return blueprint.ARGUMENTS_PARSER.load_json(request, BulkProvisionSchema())
 
 
 @blueprint.route("/bulk-provision", endpoint="bulk_provision")
@@ -88,7 +100,7 @@ class BulkProvision(MethodView):
         success=True,
         description="the job an earlier request with this Idempotency-Key created",
     )
-    @blueprint.errors(413, 415, 422)
+    @blueprint.errors(400, 413, 415, 422)
     def post(self, headers: dict[str, Any]) -> Any:
         """Provision many subscribers as one job (from cron, a migration, a new building).
 

@@ -40,6 +40,10 @@ class JsonBodyParser(FlaskParser):
             # json.loads recurses once per level: thousands of "[" exhaust the stack, and
             # webargs only maps JSONDecodeError to a 400
             abort(400, exc=exc, messages={"json": ["Invalid JSON body: nested too deeply."]})
+        except ValueError as exc:
+            # Python refuses to read an integer of more than 4,300 digits (a ValueError that is
+            # no JSONDecodeError, which webargs would have mapped already)
+            abort(400, exc=exc, messages={"json": [f"Invalid JSON body: {exc}"]})
 
 
 class Api(flask_smorest.Api):

@@ -21,11 +21,15 @@ from orchestrator.models import Customer, ServicePlan, Subscriber, SubscriberSta
 
 FieldErrors = dict[str, list[str]]
 
-#: The fields that name a unique resource: a live subscriber, or an earlier row, may hold it.
-UNIQUE_FIELDS = {
+#: The fields that name a unique resource: a live subscriber (through its column), or an
+#: earlier row, may hold it. A subscriber keeps no CPE MAC (only the serial the MAC led to), so
+#: a MAC is checked within the job only; the values are the schema's, so a MAC given in any
+#: notation arrives here as aa:bb:cc:dd:ee:ff and two notations of one MAC are one value.
+UNIQUE_FIELDS: dict[str, tuple[Any | None, str]] = {
     "username": (Subscriber.username, "username"),
     "onu_serial": (Subscriber.onu_serial, "ONU"),
     "cpe_serial": (Subscriber.cpe_serial, "CPE"),
+    "cpe_mac": (None, "CPE MAC"),
 }
 
 
@@ -83,7 +87,7 @@ def check_rows(
     live = Subscriber.status != SubscriberStatus.TERMINATED
     for field, (column, what) in UNIQUE_FIELDS.items():
         given = {row: r[field] for row, r in requests.items() if r.get(field)}
-        taken = _existing(session, column, given.values(), live)
+        taken = _existing(session, column, given.values(), live) if column is not None else set()
         first_row: dict[str, int] = {}
         for row in sorted(given):
             value = given[row]

@@ -52,7 +52,20 @@ def _read_rows(path: Path) -> list[Any]:
     if path.suffix.lower() == ".csv":
         return rows_from_csv(text)
     data = json.loads(text)
-    return data["rows"] if isinstance(data, dict) else data
+    rows = data["rows"] if isinstance(data, dict) else data
+    if not isinstance(rows, list):
+        raise ValueError('give a list of rows, or an object with "rows": [...]')
+    return rows
+
+
+def _check_tenant(tenant_id: str) -> None:
+    """An unknown tenant named as such (storing the job would fail on its foreign key)."""
+    from orchestrator.db import transaction
+    from orchestrator.models import Tenant
+
+    with transaction() as session:
+        if session.get(Tenant, tenant_id) is None:
+            raise ValidationError(f"tenant {tenant_id} does not exist")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -60,10 +73,17 @@ def run(args: argparse.Namespace) -> int:
     from orchestrator.bulk.jobs import BulkService, describe_error
     from webapp.schemas.bulk import validate_rows
 
+    _check_tenant(args.tenant)
     try:
         raw_rows = _read_rows(args.file)
-    except (OSError, ValueError, KeyError, SchemaError) as exc:
-        raise ValidationError(f"cannot read {args.file}: {exc}") from exc
+    except SchemaError as exc:
+        # The file as a whole is refused (its header, a line, too many rows): name where.
+        for name, reasons in _messages(exc).items():
+            print(f"  {name}: {'; '.join(reasons)}", file=sys.stderr)
+        raise ValidationError(f"cannot read {args.file}: see above") from exc
+    except (OSError, ValueError, KeyError, RecursionError) as exc:
+        # RecursionError: JSON nested deeper than the parser can recurse.
+        raise ValidationError(f"cannot read {args.file}: {_reason(exc)}") from exc
     not_before = args.not_before
     if not_before is not None and not_before.tzinfo is None:
         not_before = not_before.astimezone()  # a local time, as cron users write it
@@ -91,6 +111,19 @@ def run(args: argparse.Namespace) -> int:
     if not args.wait:
         return ROWS_FAILED if job.invalid_rows else 0
     return _follow(service, job.tenant_id, job.id)
+
+
+def _messages(exc: SchemaError) -> dict[str, list[str]]:
+    messages = exc.messages if isinstance(exc.messages, dict) else {"file": exc.messages}
+    return {str(name): [str(reason) for reason in reasons] for name, reasons in messages.items()}
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, RecursionError):
+        return "the JSON is nested too deeply"
+    if isinstance(exc, KeyError):
+        return f"no {exc} in the JSON object"
+    return str(exc)
 
 
 def _follow(service: Any, tenant_id: str, job_id: Any) -> int:

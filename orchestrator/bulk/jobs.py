@@ -35,7 +35,7 @@ from orchestrator.models import (
     WorkflowStatus,
 )
 from orchestrator.paging import Page
-from orchestrator.service import request_fingerprint
+from orchestrator.service import BROKER_ERRORS, request_fingerprint
 from orchestrator.vault import seal
 from orchestrator.webhooks import outbox as webhooks
 
@@ -44,6 +44,11 @@ log = logging.getLogger(__name__)
 #: The most rows one job may hold.
 MAX_ROWS = 100_000
 WORKFLOW_TYPE = "provision_subscriber"
+#: A field name longer than this is cut short in errors: a CSV column's name is repeated in the
+#: error of every row, so a long one would be stored 100,000 times.
+MAX_NAME_IN_ERROR = 100
+#: Reasons are the schema's and the checks' own sentences; the bound is only a backstop.
+MAX_REASON_IN_ERROR = 1000
 
 
 @dataclass
@@ -170,6 +175,9 @@ class BulkService:
                     by_number = rows[row_number - 1]
                     by_number.errors = {**errors, **by_number.errors}
                 invalid = [row for row in rows if row.errors or row.request is None]
+                for row in invalid:
+                    # Unknown field names are the caller's own text: stored and answered readable.
+                    row.errors = readable_errors(row.errors)
                 if invalid and all_or_nothing_validation:
                     raise ValidationError(
                         f"{len(invalid)} of {len(rows)} rows are invalid; nothing was started",
@@ -194,8 +202,26 @@ class BulkService:
                     return BulkSubmission(earlier, created=False)
             raise
         if job.status == BulkJobStatus.RUNNING:
-            self._publish_feed(job.id)
+            self._request_first_feed(job)
         return BulkSubmission(job, created=True)
+
+    def _request_first_feed(self, job: BulkJob) -> None:
+        """Ask for the job's first feed; a broker that is down does not undo a stored job.
+
+        The job is committed, so it is accepted: beat's ``tasks.bulk.start_due`` feeds every
+        running job each SWEEP_INTERVAL (``feeder.due_jobs`` selects them by status, whether a
+        feed of theirs was ever published or not), so this job starts once the broker is back.
+        An error here would only make a client without an Idempotency-Key submit it again.
+        """
+        try:
+            self._publish_feed(job.id)
+        except BROKER_ERRORS as exc:
+            log.warning(
+                "bulk job %s stored but its first feed not published (broker unavailable: %s); "
+                "beat will feed it",
+                job.id,
+                type(exc).__name__,
+            )
 
     @staticmethod
     def _store(
@@ -388,8 +414,11 @@ class BulkService:
             .where(BulkJobRow.job_id == job.id)
         )
         if failed_only:
+            # Every row that did not complete: never started (invalid, refused, skipped by a
+            # cancel) or its workflow ended otherwise.
+            never_started = (BulkRowStatus.INVALID, BulkRowStatus.REFUSED, BulkRowStatus.SKIPPED)
             query = query.where(
-                BulkJobRow.status.in_((BulkRowStatus.INVALID, BulkRowStatus.REFUSED))
+                BulkJobRow.status.in_(never_started)
                 | Workflow.status.in_(
                     (WorkflowStatus.ROLLED_BACK, WorkflowStatus.FAILED, WorkflowStatus.COMPENSATED)
                 )
@@ -409,7 +438,10 @@ class BulkService:
         if job.started_at is None:
             return None, None
         finished = sum(counts[status.value] for status in WorkflowStatus.terminal())
-        end = job.finished_at if job.status == BulkJobStatus.COMPLETED else utcnow()
+        # A finished job (completed or cancelled) is measured to its end, not to now: its
+        # throughput must not decay while it is read afterwards.
+        finished_at = job.finished_at if job.status.is_finished else None
+        end = finished_at or utcnow()
         elapsed = (end - job.started_at).total_seconds()
         if finished == 0 or elapsed <= 0:
             return None, None
@@ -432,6 +464,32 @@ def _flatten(errors: dict[str, Any], prefix: str = "") -> str:
             reasons = value if isinstance(value, list) else [value]
             parts.append(f"{name}: {'; '.join(str(reason) for reason in reasons)}")
     return "; ".join(parts)
+
+
+def readable(text: str, limit: int = MAX_NAME_IN_ERROR) -> str:
+    """``text`` as PostgreSQL can store it and a person can read it: each unprintable character
+    (NUL, which JSONB refuses; a lone surrogate, which is no UTF-8; other controls) as a visible
+    escape such as ``\\x00`` or ``\\ud800``; cut at ``limit`` characters."""
+    shown = "".join(char if char.isprintable() else _escape(char) for char in text[:limit])
+    return shown + ("..." if len(text) > limit else "")
+
+
+def _escape(char: str) -> str:
+    code = ord(char)
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
+def readable_errors(errors: Any) -> Any:
+    """Field errors (nested dicts of lists of reasons) with every name and reason readable."""
+    if isinstance(errors, dict):
+        return {readable(str(name)): readable_errors(value) for name, value in errors.items()}
+    if isinstance(errors, list):
+        return [readable_errors(value) for value in errors]
+    if isinstance(errors, str):
+        return readable(errors, MAX_REASON_IN_ERROR)
+    return errors
 
 
 def describe_error(error: dict[str, Any] | None) -> str:

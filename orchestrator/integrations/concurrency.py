@@ -107,7 +107,9 @@ class ConcurrencyLimit:
 
     def in_use(self) -> int:
         store = _redis(self.redis_url)
-        store.zremrangebyscore(self._key, "-inf", time.time())
+        # Redis's clock, as in _ACQUIRE: slots are scored by it, and this host's may differ.
+        seconds, microseconds = store.time()
+        store.zremrangebyscore(self._key, "-inf", seconds + microseconds / 1_000_000)
         return int(store.zcard(self._key))
 
 

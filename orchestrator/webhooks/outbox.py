@@ -31,9 +31,10 @@ from orchestrator.models import (
 
 log = logging.getLogger(__name__)
 
-#: Publishes delivery messages by id; set by the process that owns a Celery app
-#: (tasks.app). A process without one leaves its events to the delivery sweeper.
-Publisher = Callable[[Sequence[uuid.UUID]], None]
+#: Publishes delivery messages by id (``bulk``: a bulk job's event, which yields to interactive
+#: ones); set by the process that owns a Celery app (tasks.app). A process without one leaves
+#: its events to the delivery sweeper.
+Publisher = Callable[..., None]
 _publisher: Publisher | None = None
 
 
@@ -43,11 +44,11 @@ def publish_with(publisher: Publisher | None) -> None:
     _publisher = publisher
 
 
-def _publish(delivery_ids: Sequence[uuid.UUID]) -> None:
+def _publish(delivery_ids: Sequence[uuid.UUID], bulk: bool) -> None:
     if _publisher is None:
         log.info("no webhook publisher here: %d deliveries left to the sweeper", len(delivery_ids))
         return
-    _publisher(delivery_ids)
+    _publisher(delivery_ids, bulk=bulk)
 
 
 def workflow_payload(workflow: Workflow, event_id: uuid.UUID, now: datetime) -> dict[str, Any]:
@@ -79,6 +80,7 @@ def workflow_finished(session: Session, workflow: Workflow) -> list[uuid.UUID]:
         event_type,
         partial(workflow_payload, workflow),
         workflow_id=workflow.id,
+        bulk=workflow.bulk_job_id is not None,
     )
 
 
@@ -99,7 +101,7 @@ def bulk_job_finished(session: Session, job: BulkJob, counts: dict[str, int]) ->
             },
         }
 
-    return _record(session, job.tenant_id, WebhookEventType.BULK_JOB_FINISHED, payload)
+    return _record(session, job.tenant_id, WebhookEventType.BULK_JOB_FINISHED, payload, bulk=True)
 
 
 def _record(
@@ -109,6 +111,7 @@ def _record(
     payload: Callable[[uuid.UUID, datetime], dict[str, Any]],
     *,
     workflow_id: uuid.UUID | None = None,
+    bulk: bool = False,
 ) -> list[uuid.UUID]:
     endpoints = session.scalars(
         select(WebhookEndpoint).where(
@@ -136,5 +139,5 @@ def _record(
         )
         ids.append(event_id)
     if ids:
-        after_commit(session, partial(_publish, tuple(ids)))
+        after_commit(session, partial(_publish, tuple(ids), bulk))
     return ids

@@ -201,3 +201,13 @@ def test_a_deeply_nested_body_is_400_like_any_malformed_body(api, operator_key, 
     )
     # Then it is a 400 malformed body, not a 500
     assert error_of(response, 400)["code"] == "malformed_json"
+
+
+def test_a_number_too_long_to_read_is_400_like_any_malformed_body(api, operator_key):
+    # Given a JSON integer of 5,000 digits: Python refuses to read more than 4,300
+    body = '{"service_plan_id": ' + "9" * 5000 + "}"
+    response = api.post(
+        PROVISION, data=body, content_type="application/json", headers=auth(operator_key)
+    )
+    # Then it is a 400 malformed body, not a 500
+    assert error_of(response, 400)["code"] == "malformed_json"

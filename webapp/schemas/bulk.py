@@ -5,15 +5,30 @@ from __future__ import annotations
 
 import csv
 import io
+import re
+from collections.abc import Sequence
 from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate
 
-from orchestrator.bulk.jobs import MAX_ROWS, RowInput
+from orchestrator.bulk.jobs import MAX_ROWS, RowInput, readable
 from webapp.schemas.base import RequestSchema, StrictBoolean, aware_datetime, int_field
 from webapp.schemas.workflows import ProvisionSubscriberSchema
 
 _ROW_SCHEMA = ProvisionSubscriberSchema()
+#: The provisioning fields a CSV cell is converted to a number for.
+_INTEGERS = frozenset(
+    name for name, field in _ROW_SCHEMA.fields.items() if isinstance(field, fields.Integer)
+)
+#: An integer as a CSV writes one: ASCII digits only (str.isdigit() also takes "²" and other
+#: scripts' digits, which int() then refuses), and few enough of them that int() is cheap and
+#: the schema's range check names the field; anything else stays text for the schema to refuse.
+_DECIMAL = re.compile(r"-?[0-9]{1,18}")
+#: The csv module refuses a cell over 131,072 characters with an error for the whole file. A
+#: cell that long is simply invalid for its field, which the schema says by row and field; the
+#: request body's own limit (64 MB) bounds a cell instead. Process-wide, and only ever raised.
+_CSV_CELL_LIMIT = 64 * 1024 * 1024
+csv.field_size_limit(max(csv.field_size_limit(), _CSV_CELL_LIMIT))
 
 
 class BulkProvisionSchema(RequestSchema):
@@ -50,38 +65,78 @@ def rows_from_csv(text: str) -> list[dict[str, Any]]:
     """One dict per data row; ``customer.first_name`` columns nest; empty cells are absent.
 
     Integer fields of the provisioning schema are converted here (CSV has only text); a value
-    that is not a number stays text, and the schema names the field.
+    that is not a number stays text, and the schema names the field. A header the rows cannot
+    be built from (a column twice, a column that is also a nested column's parent) refuses the
+    whole file, as does a line the CSV reader cannot parse; parsing stops one row past MAX_ROWS.
     """
-    reader = csv.DictReader(io.StringIO(text))
-    if not reader.fieldnames:
-        raise ValidationError({"body": ["the CSV has no header row"]})
-    integers = {
-        name for name, field in _ROW_SCHEMA.fields.items() if isinstance(field, fields.Integer)
-    }
-    rows = []
-    for record in reader:
-        row: dict[str, Any] = {}
-        for column, value in record.items():
-            if column is None:  # more cells than the header has columns
-                row["_extra_cells"] = value
+    # newline="": the csv module's own line handling (a quoted cell may hold line breaks).
+    lines = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = next(lines, None)
+        if not header:
+            raise ValidationError({"body": ["the CSV has no header row"]})
+        conflicts = _header_conflicts(header)
+        if conflicts:
+            raise ValidationError({"header": conflicts})
+        rows: list[dict[str, Any]] = []
+        for cells in lines:
+            if not cells:  # a blank line
                 continue
-            if value is None or value.strip() == "":
-                continue
-            value = value.strip()
-            if column in integers and value.lstrip("-").isdigit():
-                row[column] = int(value)
-                continue
-            head, _, tail = column.partition(".")
-            if tail:
-                row.setdefault(head, {})[tail] = value
-            else:
-                row[column] = value
-        rows.append(row)
+            if len(rows) == MAX_ROWS:
+                # Refused before the rest is parsed: a job's rows are all held in memory.
+                raise ValidationError({"body": [f"at most {MAX_ROWS} rows a job"]})
+            record: dict[str | None, Any] = dict(zip(header, cells, strict=False))
+            if len(cells) > len(header):  # more cells than the header has columns
+                record[None] = cells[len(header) :]
+            rows.append(_row_from_record(record))
+    except csv.Error as exc:
+        raise ValidationError({"body": [f"line {lines.line_num}: {exc}"]}) from None
     if not rows:
         raise ValidationError({"body": ["the CSV has no data rows"]})
-    if len(rows) > MAX_ROWS:
-        raise ValidationError({"body": [f"at most {MAX_ROWS} rows a job"]})
     return rows
+
+
+def _header_conflicts(header: Sequence[str]) -> list[str]:
+    """Why the header cannot name each cell's place in a row: a column given twice, or a
+    column with a value of its own that is also the parent of a nested one."""
+    conflicts = []
+    seen: set[str] = set()
+    for column in header:
+        if column in seen:
+            conflicts.append(f"column '{readable(column)}' appears more than once")
+        seen.add(column)
+    parents = {column.partition(".")[0] for column in header if "." in column}
+    for column in dict.fromkeys(header):
+        if column in parents:
+            conflicts.append(
+                f"column '{readable(column)}' cannot have a value of its own and nested columns "
+                f"({readable(column)}.*) too"
+            )
+    return conflicts
+
+
+def _row_from_record(record: dict[str | None, Any]) -> dict[str, Any]:
+    """One CSV record as a request: empty cells absent, integers converted, dotted columns
+    nested (the header was checked: no column is both a value and a parent)."""
+    row: dict[str, Any] = {}
+    for column, cell in record.items():
+        if column is None:  # the cells beyond the header's columns
+            row["_extra_cells"] = cell
+            continue
+        if cell.strip() == "":
+            continue
+        # A password is taken as given: its spaces are part of it. Other cells are trimmed
+        # (a spreadsheet pads them).
+        value = cell if column == "password" else cell.strip()
+        if column in _INTEGERS and _DECIMAL.fullmatch(value):
+            row[column] = int(value)
+            continue
+        head, _, tail = column.partition(".")
+        if tail:
+            row.setdefault(head, {})[tail] = value
+        else:
+            row[column] = value
+    return row
 
 
 def validate_rows(raw_rows: list[Any]) -> list[RowInput]:
