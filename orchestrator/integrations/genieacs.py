@@ -50,7 +50,8 @@ _MAC_SEPARATORS = re.compile(r"[:\-.]")
 _MAC_DIGITS = re.compile(r"[0-9A-Fa-f]{12}")
 # the roots tell the data model apart without fetching the whole parameter tree
 _PROJECTION = (
-    "_id,_deviceId,Device.DeviceInfo.SerialNumber,InternetGatewayDevice.DeviceInfo.SerialNumber"
+    "_id,_deviceId,_tags,"
+    "Device.DeviceInfo.SerialNumber,InternetGatewayDevice.DeviceInfo.SerialNumber"
 )
 _PPP_ROOTS = {"tr098": _TR098_PPP, "tr181": _TR181_PPP}
 _UNSAFE = re.compile(r"[^A-Za-z0-9_\-]")
@@ -69,6 +70,8 @@ class CpeDevice:
     serial: str
     #: "tr098" | "tr181"
     data_model: str
+    #: GenieACS tags (ours mark whose CPE it is: ``subscriber-<id>``)
+    tags: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -226,7 +229,12 @@ class GenieAcsClient:
                 system=SYSTEM,
                 operation=operation,
             )
-        return CpeDevice(device_id=document["_id"], serial=serial, data_model=data_model)
+        return CpeDevice(
+            device_id=document["_id"],
+            serial=serial,
+            data_model=data_model,
+            tags=tuple(str(tag) for tag in document.get("_tags") or ()),
+        )
 
     def _set_parameters(
         self,

@@ -20,10 +20,27 @@ from orchestrator.errors import PermanentError, ResourceNotFound
 from orchestrator.integrations.genieacs import CpeDevice, GenieAcsClient
 from orchestrator.step import Step, StepContext, StepResult
 
+_TAG_PREFIX = "subscriber-"
+
 
 def subscriber_tag(subscriber_id: str) -> str:
     # GenieACS tags allow [A-Za-z0-9-_%]: a UUID fits as it is.
-    return f"subscriber-{subscriber_id}"
+    return f"{_TAG_PREFIX}{subscriber_id}"
+
+
+def _refuse_if_someone_elses(device: CpeDevice, ours: str) -> None:
+    """A CPE tagged for another subscriber is that subscriber's router: pushing to it would
+    replace their PPPoE credentials. A serial given in the request is checked against live
+    subscribers before anything starts, but a MAC names its CPE only here, in GenieACS."""
+    others = sorted(t for t in device.tags if t.startswith(_TAG_PREFIX) and t != ours)
+    if others:
+        owner = others[0].removeprefix(_TAG_PREFIX)
+        raise PermanentError(
+            f"genieacs configure_cpe: CPE {device.serial} belongs to subscriber {owner} "
+            "(tagged in GenieACS); deprovision it first or give another CPE",
+            system="genieacs",
+            operation="configure_cpe",
+        )
 
 
 class ConfigureCpe(Step):
@@ -52,6 +69,7 @@ class ConfigureCpe(Step):
 
     def execute(self, ctx: StepContext) -> StepResult:
         device = self._device(ctx.intent)
+        _refuse_if_someone_elses(device, ctx.intent["tag"])
         outcome = self.genieacs.push_pppoe_credentials(
             device, ctx.data["username"], ctx.secrets["password"], ctx.idempotency_key
         )

@@ -437,3 +437,31 @@ def test_disconnect_answers_no_session_when_the_subscriber_is_offline(
     assert wait_terminal(suspension).value == "completed"
     assert steps(suspension)["disconnect_sessions"].output == {"outcome": "no_session"}
     assert [r["answer"] for r in disconnects(sim, body["username"])] == ["nak"]
+
+
+def test_a_cpe_found_by_mac_that_another_subscriber_holds_is_refused(
+    sim, client, worker, basic_plan, operator_key
+):
+    # Given a live subscriber whose CPE was given by serial
+    cpe_serial = unique_cpe_serial()
+    mac = "02:CD:" + ":".join(f"{b:02X}" for b in uuid.uuid4().bytes[:4])
+    sim.add_cpe(cpe_serial, data_model="tr181", mac=mac)
+    first = provision_body(basic_plan.id)
+    first["cpe_serial"] = cpe_serial
+    first_id, _ = submit(client, operator_key, first)
+    assert wait_terminal(first_id).value == "completed"
+
+    # When another provisioning names the same CPE by its MAC
+    second = provision_body(basic_plan.id)
+    second.pop("cpe_serial", None)
+    second["cpe_mac"] = mac
+    second_id, _ = submit(client, operator_key, second)
+
+    # Then it rolls back naming the CPE's owner, and the CPE keeps the first one's credentials
+    assert wait_terminal(second_id).value == "rolled_back"
+    error = steps(second_id)["configure_cpe"].error
+    assert cpe_serial in error["message"] and "belongs to subscriber" in error["message"]
+    device = cpe(sim, cpe_serial)
+    assert second["username"] not in str(device["parameters"])
+    assert first["username"] in str(device["parameters"])
+    assert len([t for t in device["tags"] if t.startswith("subscriber-")]) == 1
