@@ -8,11 +8,12 @@ alice"`` for the NAS). Rules match a target with ``re.search``.
 
 from __future__ import annotations
 
+import random
 import re
 import threading
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 SYSTEMS = ("netbox", "onos", "voltha", "genieacs", "nas")
@@ -38,6 +39,23 @@ class Fault:
     remaining: int | None
     #: how long a "timeout" fault holds the request; None means the simulator's default
     hold_s: float | None
+    #: the share of matching requests the fault hits (1.0: every one); a request it spares
+    #: consumes no use and goes on to the next rule, so a campaign can stack one rule per mode
+    probability: float = 1.0
+    #: the seed the fault's draws start from (None: the OS's entropy), for repeatable tests
+    seed: int | None = None
+    #: how many requests it hit so far (shown by GET /_sim/faults: the share actually failed)
+    hits: int = 0
+    #: the fault's own generator: its draws do not depend on other faults or on threads' order
+    #: of arrival at other rules (FaultBook draws under its lock)
+    rng: random.Random = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self.rng = random.Random(self.seed)
+
+    def hits_now(self) -> bool:
+        """One draw: does this matching request get the fault? (Called under the book's lock.)"""
+        return self.probability >= 1.0 or self.rng.random() < self.probability
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -47,6 +65,9 @@ class Fault:
             "status": self.status,
             "remaining": self.remaining,
             "hold_s": self.hold_s,
+            "probability": self.probability,
+            "seed": self.seed,
+            "hits": self.hits,
         }
 
 
@@ -104,6 +125,12 @@ def parse_fault(spec: Mapping[str, Any]) -> Fault:
     hold_s = _number(spec, "hold_s", None)
     if hold_s is not None and hold_s < 0:
         raise SpecError("hold_s must not be negative")
+    probability = _number(spec, "probability", 1.0)
+    if probability is None or not 0.0 < probability <= 1.0:
+        raise SpecError("probability must be a number in (0, 1]")
+    seed = _number(spec, "seed", None)
+    if seed is not None and seed != int(seed):
+        raise SpecError("seed must be an integer")
     return Fault(
         system=system,
         match=_pattern(spec),
@@ -111,6 +138,8 @@ def parse_fault(spec: Mapping[str, Any]) -> Fault:
         status=int(status),
         remaining=None if count <= 0 else int(count),
         hold_s=hold_s,
+        probability=probability,
+        seed=None if seed is None else int(seed),
     )
 
 
@@ -159,10 +188,12 @@ class FaultBook:
             self._counters[system][target] += 1
 
     def take(self, system: str, target: str) -> Fault | None:
-        """The first fault that matches, with one use consumed (rules apply in insertion order)."""
+        """The first fault that matches and hits (see ``Fault.probability``), with one use
+        consumed (rules apply in insertion order)."""
         with self._lock:
             for fault in self._faults:
-                if fault.system == system and fault.match.search(target):
+                if fault.system == system and fault.match.search(target) and fault.hits_now():
+                    fault.hits += 1
                     if fault.remaining is not None:
                         fault.remaining -= 1
                         if fault.remaining == 0:
