@@ -86,6 +86,12 @@ class Settings:
     circuit_cooldown_seconds: float = field(
         default_factory=lambda: _env_float("CIRCUIT_COOLDOWN_SECONDS", 30.0)
     )
+    # ... and only when at least this share of the system's calls in the last 30 s failed: a
+    # healthy system under load sees three unlucky calls in a row now and then (the chaos
+    # campaign, 5 % of calls failing, opened circuits for 30 s and rolled back healthy work).
+    circuit_failure_rate: float = field(
+        default_factory=lambda: _env_float("CIRCUIT_FAILURE_RATE", 0.5)
+    )
     # Where the breakers keep their state (default: the broker's Redis).
     circuit_redis_url: str = field(
         default_factory=lambda: _env(

@@ -114,7 +114,9 @@ def test_no_label_names_a_tenant_or_a_subscriber(client, worker, plan, operator_
 def test_circuit_states_are_exported_one_hot_per_system(client):
     from orchestrator.integrations.circuit import CircuitBreaker, reset_all
 
-    # Given ONOS failing often enough to open its circuit
+    # Given ONOS failing often enough to open its circuit (from a clean slate: other tests'
+    # successful calls in the breaker's window would keep the failure rate low)
+    reset_all()
     onos = CircuitBreaker.for_system("onos")
     try:
         for _ in range(onos.threshold):
