@@ -47,6 +47,19 @@ from bench.provision_throughput import _api_key, _percentile  # noqa: E402
 from orchestrator import faults  # noqa: E402
 
 TERMINAL = {"completed", "rolled_back", "compensated", "failed"}
+BENCH_POOL = "10.64.0.0/18"
+BENCH_PLAN = {
+    "name": "bench-bulk",
+    "download_mbps": 100,
+    "upload_mbps": 100,
+    "radius_group": "bench-bulk",
+    "ipv4_prefix": BENCH_POOL,
+    "s_tag": 100,
+    "c_tag": 200,
+    "tech_profile_id": 64,
+    "ipv6_delegation_pool": "2001:db8:100::/40",
+    "ipv6_delegated_length": 56,
+}
 
 
 def _worker_rss_mb() -> float:
@@ -70,14 +83,14 @@ class RssSampler(threading.Thread):
         super().__init__(daemon=True)
         self.peak = 0.0
         self.first = _worker_rss_mb()
-        self._stop = threading.Event()
+        self._halt = threading.Event()
 
     def run(self) -> None:
-        while not self._stop.wait(1.0):
+        while not self._halt.wait(1.0):
             self.peak = max(self.peak, _worker_rss_mb())
 
     def stop(self) -> None:
-        self._stop.set()
+        self._halt.set()
         self.join()
 
 
@@ -118,7 +131,31 @@ class Stack:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
         self.http = requests.Session()
+        self._olt_lock = threading.Lock()
         self.headers = {"Authorization": f"Bearer {_api_key()}"}
+
+    def bench_plan(self) -> int:
+        """A plan of our own on a pool big enough for 10,000 rows and the portal requests
+        (the demo plan's /24 runs out at 253), its tags those the simulated ONUs' SADIS has."""
+        response = self.http.post(
+            f"{self.args.sim}/_sim/prefixes", json={"prefix": BENCH_POOL}, timeout=10
+        )
+        if response.status_code not in (201, 409):  # 409: an earlier run made it
+            response.raise_for_status()
+        admin = {"Authorization": f"Bearer {_api_key('admin')}"}
+        plans = self.http.get(f"{self.args.api}/api/v1/service-plans", headers=admin, timeout=10)
+        plans.raise_for_status()
+        items = plans.json()
+        items = items["items"] if isinstance(items, dict) else items
+        for plan in items:
+            if plan["name"] == BENCH_PLAN["name"]:
+                return int(plan["id"])
+        created = self.http.post(
+            f"{self.args.api}/api/v1/service-plans", json=BENCH_PLAN, headers=admin, timeout=10
+        )
+        if created.status_code != 201:
+            raise SystemExit(f"cannot create the bench plan: {created.text}")
+        return int(created.json()["id"])
 
     def play(self, profile: dict[str, float]) -> None:
         self.http.delete(f"{self.args.sim}/_sim/latency", timeout=10)
@@ -133,8 +170,10 @@ class Stack:
 
     def body(self, tag: str) -> dict:
         onu, cpe = f"BULK{tag}", f"BCPE{tag}"
-        self.http.post(f"{self.args.sim}/_sim/onus", json={"serial": onu}, timeout=30)
-        self.http.post(f"{self.args.sim}/_sim/cpes", json={"serial": cpe}, timeout=30)
+        self._discover(onu)
+        self.http.post(
+            f"{self.args.sim}/_sim/cpes", json={"serial": cpe}, timeout=30
+        ).raise_for_status()
         return {
             "customer": {"first_name": "Bulk", "last_name": tag, "email": "b@example.net"},
             "service_plan_id": self.args.plan_id,
@@ -142,6 +181,20 @@ class Stack:
             "onu_serial": onu,
             "cpe_serial": cpe,
         }
+
+    def _discover(self, serial: str) -> None:
+        """The ONU in the simulated network; another OLT when every PON is full (409)."""
+        for _ in range(3):
+            response = self.http.post(
+                f"{self.args.sim}/_sim/onus", json={"serial": serial}, timeout=30
+            )
+            if response.status_code == 201:
+                return
+            if response.status_code != 409 or "already holds" not in response.text:
+                raise SystemExit(f"cannot add ONU {serial}: {response.text}")
+            with self._olt_lock:
+                self.http.post(f"{self.args.sim}/_sim/olts", json={}, timeout=30)
+        raise SystemExit(f"no room for ONU {serial} after adding OLTs")
 
     def portal_request(self) -> float:
         """One provisioning through the API, submitted and followed to its end (seconds)."""
@@ -164,7 +217,8 @@ class Stack:
             time.sleep(0.02)
 
     def bulk(self, rows: int, portal: int) -> dict:
-        tag = secrets.token_hex(2).upper()
+        # ONU serials are four letters and eight hex digits: BULK, a run tag, the row number.
+        tag = secrets.token_hex(1).upper()
         with ThreadPoolExecutor(16) as pool:
             bodies = list(pool.map(lambda n: self.body(f"{tag}{n:06X}"), range(rows)))
         sampler = RssSampler()
@@ -178,6 +232,8 @@ class Stack:
         )
         response.raise_for_status()
         accepted = time.monotonic() - submitted
+        if response.json()["invalid"]:
+            raise SystemExit(f"the bench's own rows are invalid: {response.json()}")
         url = f"{self.args.api}{response.headers['Location']}"
         during: list[float] = []
         while True:
@@ -216,7 +272,9 @@ def main() -> int:
     parser.add_argument("--portal", type=int, default=5, help="portal requests, idle and during")
     parser.add_argument("--max-in-flight", type=int, default=150)
     parser.add_argument("--skip-baseline", action="store_true")
-    parser.add_argument("--plan-id", type=int, default=1)
+    parser.add_argument(
+        "--plan-id", type=int, default=None, help="default: a plan on a /18 pool of its own"
+    )
     parser.add_argument("--api", default="http://127.0.0.1:8000")
     parser.add_argument("--sim", default="http://127.0.0.1:8100")
     args = parser.parse_args()
@@ -224,6 +282,8 @@ def main() -> int:
     profile = PROFILE if args.profile == "seed" else dict.fromkeys(PROFILE, 0.0)
     base = None if args.skip_baseline else run_baseline(args.rows, profile)
     stack = Stack(args)
+    if args.plan_id is None:
+        args.plan_id = stack.bench_plan()
     stack.play(profile)
     try:
         idle = [stack.portal_request() for _ in range(args.portal)]

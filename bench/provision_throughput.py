@@ -30,8 +30,8 @@ ROOT = Path(__file__).resolve().parents[1]
 TERMINAL = {"completed", "rolled_back", "compensated", "failed"}
 
 
-def _api_key() -> str:
-    if os.environ.get("API_KEY"):
+def _api_key(role: str = "operator") -> str:
+    if role == "operator" and os.environ.get("API_KEY"):
         return os.environ["API_KEY"]
     out = subprocess.run(  # noqa: S603 - our own CLI, fixed arguments
         [
@@ -41,9 +41,9 @@ def _api_key() -> str:
             "--tenant",
             "demo",
             "--role",
-            "operator",
+            role,
             "--name",
-            "bench",
+            f"bench-{role}",
         ],
         check=True,
         capture_output=True,
