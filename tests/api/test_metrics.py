@@ -19,6 +19,9 @@ ALLOWED_LABELS = {
     "le",
     "system",
     "state",
+    # orchestrator_reconcile_findings: "orphan" or "missing" (set whenever beat's hourly check
+    # has run in a worker by the time of the scrape)
+    "kind",
 }
 
 
