@@ -109,6 +109,15 @@ def continuing(traceparent: str | None) -> AbstractContextManager[object]:
     return _tracing.continuing(traceparent)
 
 
+def untraced() -> AbstractContextManager[object]:
+    """Calls made inside record no span and carry no trace context: for requests to parties
+    outside the operator's systems (a tenant's webhook endpoint has no business with our trace
+    ids, and its URL no place in our traces)."""
+    if _tracing is None:
+        return nullcontext()
+    return _tracing.untraced()
+
+
 def annotate(**attributes: str | int | None) -> None:
     """Ids on the current span (``orchestrator.<name>``), e.g. a task's workflow and step."""
     if _tracing is not None:

@@ -24,7 +24,7 @@ OpenTelemetry is loaded while it is off.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -34,6 +34,7 @@ from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExport
 from opentelemetry.instrumentation.celery import CeleryInstrumentor
 from opentelemetry.instrumentation.requests import RequestsInstrumentor
 from opentelemetry.instrumentation.sqlalchemy.engine import EngineTracer
+from opentelemetry.instrumentation.utils import suppress_instrumentation
 from opentelemetry.metrics import get_meter
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
@@ -148,6 +149,11 @@ class Tracing:
             "publish steps", context=workflow, kind=SpanKind.INTERNAL, links=_link_to(current)
         ) as span:
             yield span
+
+    def untraced(self) -> AbstractContextManager[object]:
+        # The instrumentations check this flag: requests then neither starts a span nor
+        # injects a traceparent header.
+        return suppress_instrumentation()
 
     def annotate(self, attributes: Mapping[str, str | int | None]) -> None:
         span = trace.get_current_span()

@@ -20,6 +20,7 @@ import requests
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from orchestrator import tracing
 from orchestrator.config import Settings, get_settings
 from orchestrator.db import transaction
 from orchestrator.engine.rows import db_now
@@ -122,6 +123,7 @@ def send(attempt: Attempt, settings: Settings) -> Outcome:
     timeout = settings.webhook_timeout
     try:
         with (
+            tracing.untraced(),  # the tenant's endpoint gets no trace id of ours
             _http() as http,
             http.post(
                 attempt.url,

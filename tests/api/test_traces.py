@@ -300,3 +300,56 @@ def test_urls_in_spans_keep_their_keys_but_no_values():
         "http://nb/api/ipam/ip-addresses/?description=REDACTED"
     )
     assert redact_query("http://nb/api/ipam/prefixes/7/") == "http://nb/api/ipam/prefixes/7/"
+
+
+#: With tracing on, a call of ours carries a traceparent; a webhook delivery to a tenant's
+#: endpoint carries none (and records no span).
+WEBHOOK_HEADERS = """
+import dataclasses, http.server, json, threading, uuid
+import requests
+from opentelemetry import trace
+from orchestrator import tracing
+from orchestrator.config import get_settings
+from orchestrator.webhooks.delivery import Attempt, send
+tracing.configure()
+seen = []
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        seen.append({k.lower(): v for k, v in self.headers.items()})
+        self.send_response(204); self.end_headers()
+    do_GET = do_POST
+    def log_message(self, *args): pass
+server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+threading.Thread(target=server.serve_forever, daemon=True).start()
+url = f"http://127.0.0.1:{server.server_port}/hook"
+settings = dataclasses.replace(get_settings(), webhook_allow_private_targets=True)
+with trace.get_tracer("probe").start_as_current_span("a step", kind=trace.SpanKind.SERVER):
+    requests.get(url, timeout=5)
+    outcome = send(Attempt(uuid.uuid4(), 1, url, b"{}", "s3cret"), settings)
+server.shutdown()
+tracing.shutdown()
+print(json.dumps({"status": outcome.status_code, "ours": seen[0], "webhook": seen[1]}))
+"""
+
+
+def test_a_webhook_delivery_carries_no_trace_context_of_ours():
+    with OtlpCollector() as collector:
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("OTEL_")},
+            "OTEL_EXPORTER_OTLP_ENDPOINT": collector.endpoint,
+        }
+        out = subprocess.run(
+            [sys.executable, "-c", WEBHOOK_HEADERS],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=120,
+        )
+    seen = json.loads(out.stdout.strip().splitlines()[-1])
+    assert seen["status"] == 204
+    assert "traceparent" in seen["ours"]  # the instrumentation is on
+    assert "traceparent" not in seen["webhook"]
+    assert "x-signature" in seen["webhook"]
