@@ -205,11 +205,14 @@ TRACING_MODULES = (
 )
 
 
-def test_without_an_endpoint_no_process_loads_tracing(database):
+def run_script(script: str, endpoint: str | None = None) -> object:
+    """Run ``script`` in a fresh Python process, with tracing on when ``endpoint`` is given
+    (and no OTEL_ setting of ours otherwise); its last line of output, as JSON."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
-
+    if endpoint is not None:
+        env["OTEL_EXPORTER_OTLP_ENDPOINT"] = endpoint
     out = subprocess.run(
-        [sys.executable, "-c", PROCESS_START],
+        [sys.executable, "-c", script],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -217,8 +220,11 @@ def test_without_an_endpoint_no_process_loads_tracing(database):
         check=True,
         timeout=120,
     )
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
-    traceparent, modules = json.loads(out.stdout.strip().splitlines()[-1])
+
+def test_without_an_endpoint_no_process_loads_tracing(database):
+    traceparent, modules = run_script(PROCESS_START)
     assert traceparent is None
     assert [m for m in modules if m.startswith(TRACING_MODULES)] == []
 
@@ -253,20 +259,7 @@ print(json.dumps(out))
 
 def test_workflows_begun_elsewhere_keep_a_trace_of_their_own():
     with OtlpCollector() as collector:
-        env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith("OTEL_")},
-            "OTEL_EXPORTER_OTLP_ENDPOINT": collector.endpoint,
-        }
-        out = subprocess.run(
-            [sys.executable, "-c", ORIGINS],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=120,
-        )
-        seen = json.loads(out.stdout.strip().splitlines()[-1])
+        seen = run_script(ORIGINS, collector.endpoint)
         spans = {s.span_id: s for s in collector.wait_for(lambda s: len(s) >= 5, 30, "5 spans")}
 
     def trace_and_span(traceparent: str) -> list[str]:
@@ -335,20 +328,7 @@ print(json.dumps({"status": outcome.status_code, "ours": seen[0], "webhook": see
 
 def test_a_webhook_delivery_carries_no_trace_context_of_ours():
     with OtlpCollector() as collector:
-        env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith("OTEL_")},
-            "OTEL_EXPORTER_OTLP_ENDPOINT": collector.endpoint,
-        }
-        out = subprocess.run(
-            [sys.executable, "-c", WEBHOOK_HEADERS],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=120,
-        )
-    seen = json.loads(out.stdout.strip().splitlines()[-1])
+        seen = run_script(WEBHOOK_HEADERS, collector.endpoint)
     assert seen["status"] == 204
     assert "traceparent" in seen["ours"]  # the instrumentation is on
     assert "traceparent" not in seen["webhook"]
