@@ -177,6 +177,18 @@ class VolthaServicer(voltha_pb2_grpc.VolthaServiceServicer):  # type: ignore[mis
 
         return self._call("ListDevices", request, context, effect)
 
+    def ListDeviceIds(
+        self, request: empty_pb2.Empty, context: grpc.ServicerContext
+    ) -> common_pb2.IDs:
+        # voltha-go answers the ids of its device agents (manager_nbi.go ListDeviceIds): what a
+        # client that knows most devices asks to find the few it does not
+        def effect() -> common_pb2.IDs:
+            with self._access.lock:
+                ids = list(self._access.devices)
+            return common_pb2.IDs(items=[common_pb2.ID(id=i) for i in ids])
+
+        return self._call("ListDeviceIds", request, context, effect)
+
     def GetDevice(self, request: common_pb2.ID, context: grpc.ServicerContext) -> device_pb2.Device:
         def effect() -> device_pb2.Device:
             device = self._device(request.id, context)

@@ -1,4 +1,4 @@
-"""A name -> value map that a process's threads share, refreshed from a full listing on a miss.
+"""A name -> value map that a process's threads share, refreshed on a miss.
 
 VOLTHA finds a device by id only and ONOS a port by its device only, so a client keeps what the
 last full listing said (serial -> device id, port name -> location). A thread-pool worker runs
@@ -11,7 +11,7 @@ listed takes that listing's answer instead of listing again.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Generic, TypeVar
 
 V = TypeVar("V")
@@ -30,14 +30,19 @@ class LookupCache(Generic[V]):
         with self._lock:
             return self._values.get(key), self._version
 
-    def refresh(self, key: str, seen: int, list_all: Callable[[], dict[str, V]]) -> V | None:
-        """``key``'s value after a listing newer than version ``seen``: another thread's, if
-        one finished since, else our own (``list_all`` answers the whole map)."""
+    def refresh(
+        self, key: str, seen: int, update: Callable[[Mapping[str, V]], dict[str, V]]
+    ) -> V | None:
+        """``key``'s value after a refresh newer than version ``seen``: another thread's, if
+        one finished since, else our own. ``update`` is given the map as it stands and answers
+        the whole new one (from a full listing, or the old map and what changed)."""
         with self._listing:
             with self._lock:
                 if self._version != seen and key in self._values:
                     return self._values[key]
-            fresh = list_all()
+                current = self._values
+            # the map is replaced, never changed in place: ``current`` stays as it was
+            fresh = update(current)
             with self._lock:
                 self._values = fresh
                 self._version += 1

@@ -106,7 +106,7 @@ class OnosClient:
         """
         location, seen = self._locations.get(port_name)
         if location is None or (verify and not self._still_named(location, port_name)):
-            return self._locations.refresh(port_name, seen, self._list_locations)
+            return self._locations.refresh(port_name, seen, lambda _known: self._list_locations())
         return location
 
     def _list_locations(self) -> dict[str, str]:

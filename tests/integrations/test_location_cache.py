@@ -93,6 +93,6 @@ def test_voltha_notices_an_onu_that_left(sim: SimulatorHandle) -> None:
         with pytest.raises(ResourceNotFound):
             voltha.find_onu("GONE0001")
 
-        # its id is asked for (NOT_FOUND), then every device is listed once
+        # its id is asked for (NOT_FOUND), then VOLTHA's ids: none is new, none is read
         calls = [entry["method"] for entry in sim.requests("voltha")[before:]]
-        assert calls == ["GetDevice", "ListDevices"]
+        assert calls == ["GetDevice", "ListDeviceIds"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 
 from orchestrator.integrations.lookup_cache import LookupCache
@@ -14,7 +15,7 @@ def test_threads_that_miss_together_list_once():
     release = threading.Event()
     all_missed = threading.Barrier(20)
 
-    def list_all() -> dict[str, str]:
+    def list_all(known: Mapping[str, str]) -> dict[str, str]:
         nonlocal listings
         listings += 1
         release.wait(5)  # the others pile up behind this listing meanwhile
@@ -38,7 +39,23 @@ def test_threads_that_miss_together_list_once():
 def test_a_key_missing_from_a_newer_listing_lists_again():
     cache: LookupCache[str] = LookupCache()
     _, seen = cache.get("a")
-    assert cache.refresh("a", seen, lambda: {"b": "1"}) is None
+    assert cache.refresh("a", seen, lambda known: {"b": "1"}) is None
     # a miss that saw the old version, for a key the newer listing lacks, lists for itself
-    assert cache.refresh("a", seen, lambda: {"a": "2"}) == "2"
+    assert cache.refresh("a", seen, lambda known: {**known, "a": "2"}) == "2"
     assert cache.get("a") == ("2", 2)
+
+
+def test_a_refresh_is_given_the_map_as_it_stands():
+    # what lets a client fetch only what it does not know yet (VOLTHA's new device ids)
+    cache: LookupCache[str] = LookupCache()
+    cache.refresh("a", 0, lambda known: {"a": "1", "b": "2"})
+    given: list[dict[str, str]] = []
+
+    def update(known: Mapping[str, str]) -> dict[str, str]:
+        given.append(dict(known))
+        return {**known, "c": "3"}
+
+    _, seen = cache.get("c")
+    assert cache.refresh("c", seen, update) == "3"
+    assert given == [{"a": "1", "b": "2"}]
+    assert cache.get("b") == ("2", 2)
