@@ -30,6 +30,13 @@ class LookupCache(Generic[V]):
         with self._lock:
             return self._values.get(key), self._version
 
+    def learn(self, key: str, value: V) -> None:
+        """What another source has just told of one key (it replaces what the map held)."""
+        with self._lock:
+            if self._values.get(key) != value:
+                # a copy: a refresh may be reading the map it was given (it is never changed)
+                self._values = {**self._values, key: value}
+
     def refresh(
         self, key: str, seen: int, update: Callable[[Mapping[str, V]], dict[str, V]]
     ) -> V | None:

@@ -11,8 +11,9 @@ pending, added or in error, so it proves the request was taken, not that traffic
 ONOS finds a port by name only by scanning every port of every device (its REST has
 ``/onos/v1/devices/ports`` and ``/onos/v1/devices/{id}/ports``, no port by name; the olt app's
 own ``Olt.findSubscriberConnectPoint`` loops over them all). So the client keeps the names it has
-seen with their locations: a name it does not know refreshes the whole map with one listing,
-and a known one costs nothing. A location changes only when an ONU ranges elsewhere, so the
+seen with their locations, and those VOLTHA gives (the provisioning step has just found the ONU
+there): a name it does not know refreshes the whole map with one listing, and a known one costs
+nothing. A location changes only when an ONU ranges elsewhere, so the
 polls trust the map; where an answer decides something (send nothing, call a removal done)
 the location is first checked against its one device's ports, and a poll that ends without
 the service looks again on a checked location before it gives up.
@@ -108,6 +109,11 @@ class OnosClient:
         if location is None or (verify and not self._still_named(location, port_name)):
             return self._locations.refresh(port_name, seen, lambda _known: self._list_locations())
         return location
+
+    def learn_location(self, port_name: str, location: str) -> None:
+        """Where VOLTHA says the port is (``of:<dpid>/<port>``, see ``OnuLocation``): a port
+        of a newly ranged ONU is then found without listing every port of the network."""
+        self._locations.learn(port_name, location)
 
     def _list_locations(self) -> dict[str, str]:
         """Every named port's location: one listing of every device's ports."""

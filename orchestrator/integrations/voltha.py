@@ -84,6 +84,8 @@ class OnuLocation:
     oper_status: str
     #: whether the OLT can talk to it (REACHABLE, UNREACHABLE, UNKNOWN)
     connect_status: str
+    #: the UNI as ONOS knows it, ``of:<dpid>/<port>`` (None if the OLT has no MAC address)
+    onos_location: str | None = None
 
     @property
     def usable(self) -> bool:
@@ -97,6 +99,19 @@ def _states(device: device_pb2.Device) -> tuple[str, str, str]:
         common_pb2.OperStatus.Types.Name(device.oper_status),
         common_pb2.ConnectStatus.Types.Name(device.connect_status),
     )
+
+
+def onos_location(olt_mac: str, uni_port_no: int) -> str | None:
+    """Where ONOS finds a UNI: VOLTHA's core makes the OLT's logical device's datapath id from
+    the OLT's MAC address (voltha-go logical_manager.go createLogicalDevice, utils
+    CreateDataPathID: the MAC's hex digits as a number), ONOS names that switch
+    ``of:<datapath id as 16 hex digits>``, and a UNI's logical port keeps the device port's
+    number (logical_agent_port.go)."""
+    digits = olt_mac.replace(":", "")
+    try:
+        return f"of:{int(digits, 16):016x}/{uni_port_no}" if digits else None
+    except ValueError:
+        return None
 
 
 def _already_enabled(device: device_pb2.Device) -> bool:
@@ -136,6 +151,8 @@ class VolthaClient:
         self._onu_ids: LookupCache[str] = LookupCache()
         #: ids of the OLTs seen, so that a refresh does not fetch them again (refreshes only)
         self._olt_ids: set[str] = set()
+        #: OLT id -> its MAC address (few, and fixed for a device id): ONOS's name for it
+        self._olt_macs: dict[str, str] = {}
 
     @classmethod
     def from_settings(cls, settings: Settings) -> VolthaClient:
@@ -236,6 +253,7 @@ class VolthaClient:
                 operation="find_onu",
             )
         uni = unis[0]
+        olt_mac = self._olt_mac(onu.parent_id)
         return OnuLocation(
             device_id=onu.id,
             serial=serial,
@@ -245,7 +263,15 @@ class VolthaClient:
             admin_state=admin_state,
             oper_status=oper_status,
             connect_status=connect_status,
+            onos_location=onos_location(olt_mac, uni.port_no) if olt_mac else None,
         )
+
+    def _olt_mac(self, olt_id: str) -> str:
+        """The OLT's MAC address, asked once per OLT (a device keeps its MAC)."""
+        mac = self._olt_macs.get(olt_id)
+        if mac is None:
+            mac = self._olt_macs[olt_id] = self.get_device(olt_id).mac_address
+        return mac
 
     def _onu_by_serial(self, serial: str) -> device_pb2.Device | None:
         """The ONU with this serial: by its id in the map if VOLTHA still has it under that
@@ -297,6 +323,7 @@ class VolthaClient:
     ) -> None:
         if device.root:
             self._olt_ids.add(device.id)
+            self._olt_macs[device.id] = device.mac_address
         elif device.serial_number not in ids:  # two with one serial: the first, as listed
             ids[device.serial_number] = device.id
             fetched[device.serial_number] = device

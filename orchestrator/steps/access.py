@@ -83,6 +83,8 @@ class ActivateOnu(AccessStep):
                 system="voltha",
                 operation="find_onu",
             )
+        if onu.onos_location:
+            self.onos.learn_location(port_name, onu.onos_location)
         self.onos.activate_service(port_name, intent["s_tag"], intent["c_tag"], intent["tp_id"])
         service = {
             "port_name": port_name,

@@ -53,6 +53,8 @@ def test_find_onu_locates_the_onu_its_olt_and_its_uni(
         admin_state="ENABLED",
         oper_status="ACTIVE",
         connect_status="REACHABLE",
+        # where ONOS has the UNI: the OLT's MAC as datapath id, the UNI's own port number
+        onos_location=onu["location"],
     )
     assert location.usable
     # the requests are what VOLTHA's API takes: ListDevices, then the ONU's ports by id
