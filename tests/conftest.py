@@ -209,3 +209,33 @@ def app(database: str):  # type: ignore[no-untyped-def]
 @pytest.fixture
 def client(app):  # type: ignore[no-untyped-def]
     return app.test_client()
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
+    # the call phase's outcome, for the check below: a test that failed is not judged again
+    report = yield
+    if report.when == "call":
+        item.stash[CALL_PASSED] = report.passed
+    return report
+
+
+CALL_PASSED = pytest.StashKey[bool]()
+
+
+@pytest.fixture(autouse=True)
+def nothing_left_behind(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After a test that ran workflows on the worker: reconcile finds nothing its workflows
+    left (see tests/support/left_behind.py)."""
+    if "worker" not in request.fixturenames or request.node.get_closest_marker("leaves_behind"):
+        yield
+        return
+    from tests.support.left_behind import left_behind_since, now
+
+    request.getfixturevalue("worker")  # its database first
+    started = now()
+    yield
+    if not request.node.stash.get(CALL_PASSED, False):
+        return
+    found = left_behind_since(started)
+    assert not found, "reconcile finds what this test's workflows left:\n" + "\n".join(found)

@@ -319,9 +319,10 @@ def test_an_onu_voltha_cannot_use_fails_for_good(
 def test_voltha_down_for_good_rolls_back_without_needing_voltha(
     sim, client, worker, network_plan, operator_key, radius_server
 ):
-    # Given VOLTHA's ListDevices failing on every call, so activate_onu never reaches ONOS
+    # Given VOLTHA's device listings (all of them, or their ids) failing on every call, so a
+    # new ONU is never found and activate_onu never reaches ONOS
     body = new_subscriber(sim, network_plan.id)
-    sim.fault("voltha", "^ListDevices$", "error", status=503, count=0)
+    sim.fault("voltha", "^ListDevice(s|Ids)$", "error", status=503, count=0)
 
     workflow_id, _ = submit(client, operator_key, body)
 

@@ -9,6 +9,7 @@ import os
 import uuid
 from typing import Any
 
+import pytest
 from sqlalchemy import create_engine, delete, select, text
 
 from orchestrator import cli, faults
@@ -271,6 +272,7 @@ def test_orphans_everywhere_are_listed_fixed_and_others_left_alone(
     )
 
 
+@pytest.mark.leaves_behind("the RADIUS account is deleted by hand: reconcile reports it")
 def test_a_live_subscribers_account_deleted_by_hand_is_missing(sim, client, worker, acme, capsys):
     # Given a provisioned subscriber whose RADIUS account someone deleted by hand
     (body,) = provision(sim, client, acme, cpe=False)
@@ -339,3 +341,22 @@ def test_a_system_that_cannot_be_read_is_named_not_judged(sim, database, acme):
     assert report.exit_status == 1
     assert report.to_json() == {"orphans": [], "missing": [], "unavailable": ["genieacs"]}
     inventory.close()
+
+
+@pytest.mark.leaves_behind("deletes an account by hand to show the suite's check sees it")
+def test_the_suites_check_names_what_a_test_left_and_only_that_tests(sim, client, worker, acme):
+    # The check every test on the worker ends with (tests/conftest.py, nothing_left_behind)
+    from tests.support.left_behind import left_behind_since, now
+
+    # Given a subscriber provisioned during this test, whose RADIUS account is then removed
+    started = now()
+    (body,) = provision(sim, client, acme, cpe=False)
+    assert left_behind_since(started) == []
+    radius_sql("DELETE FROM orchestrator_radius_account WHERE username = :u", u=body["username"])
+
+    # Then the check names it; and a later test (one started after it) is not blamed for it
+    assert left_behind_since(started) == [
+        f"missing from radius: account {body['username']} "
+        "(no RADIUS account owned by its provisioning)"
+    ]
+    assert left_behind_since(now()) == []
