@@ -42,7 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench import baseline  # noqa: E402
-from bench.critical_path import ON_THE_WIRE, PROFILE  # noqa: E402
+from bench.critical_path import ON_THE_WIRE, PROFILE, latency_rules  # noqa: E402
 from bench.provision_throughput import _api_key, _percentile  # noqa: E402
 from orchestrator import faults  # noqa: E402
 
@@ -160,11 +160,9 @@ class Stack:
     def play(self, profile: dict[str, float]) -> None:
         self.http.delete(f"{self.args.sim}/_sim/latency", timeout=10)
         if any(profile.values()):
-            for step, (system, match) in ON_THE_WIRE.items():
+            for rule in latency_rules(profile):
                 self.http.post(
-                    f"{self.args.sim}/_sim/latency",
-                    json={"system": system, "match": match, "ms": profile[step] * 1000},
-                    timeout=10,
+                    f"{self.args.sim}/_sim/latency", json=rule, timeout=10
                 ).raise_for_status()
         faults.set_delays({s: v for s, v in profile.items() if s not in ON_THE_WIRE and v})
 
