@@ -168,9 +168,10 @@ def start_simulators(
         if process.poll() is not None:
             raise SimulatorError(f"simulators exited with {process.returncode} while starting")
         try:
-            if handle.session.get(f"{handle.http_url}/_sim/state", timeout=1).status_code == 200:
+            # a small answer: /_sim/state lists every device (megabytes for a --demo 20000)
+            if handle.session.get(f"{handle.http_url}/_sim/faults", timeout=1).status_code == 200:
                 return handle
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):
             pass
         if time.monotonic() > deadline:
             handle.stop()
