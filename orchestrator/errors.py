@@ -128,6 +128,13 @@ class CallTimedOut(TransientError):
     retried inside the client: a hung system would cost one full timeout per try."""
 
 
+class SlotsBusy(TransientError):
+    """Raised without calling when every one of the system's concurrency slots stayed taken for
+    as long as the attempt could wait and still make the call in time. Work beyond a limit
+    waits, it does not fail: the engine gives the attempt back (it does not count toward the
+    step's attempts) and runs the step again after a short pause."""
+
+
 class CircuitOpen(TransientError):
     """Raised without calling when the system's circuit breaker is open (it failed K times in a
     row): the call was not made, so nothing happened; the step retries after its backoff."""

@@ -21,6 +21,7 @@ from orchestrator import engine, faults, metrics, tracing
 from orchestrator.db import transaction
 from orchestrator.definitions import registry
 from orchestrator.errors import AttemptTimedOut, LeaseLost, StepFailed, WorkflowCancelled
+from orchestrator.integrations.concurrency import attempt_deadline
 from orchestrator.step import Step
 from tasks.dispatch import publish
 from tasks.holder import current_holder, holder_is_gone
@@ -66,6 +67,7 @@ class SagaTask(Task):
         forward = self.direction is engine.FORWARD
         step_name, username = claimed.ctx.step_name, claimed.ctx.data.get("username")
         started = time.monotonic()
+        soft_limit, _ = claimed.step_def.time_limits()
         try:
             if forward:
                 faults.before_effect(step_name, username)
@@ -74,7 +76,9 @@ class SagaTask(Task):
             if self.behaviour.local:
                 self._act_locally(claimed, started)
                 return
-            result = self._act(claimed)
+            # Waits for a system's concurrency slot end in time for the call to fit.
+            with attempt_deadline(soft_limit):
+                result = self._act(claimed)
             if forward:
                 faults.after_effect(step_name, username)
         except (Retry, LeaseLost):
@@ -170,7 +174,7 @@ class SagaTask(Task):
         with transaction() as session:
             workflow, step = engine.relock(session, claimed, self.owner())
             outcome = engine.record_failure(session, claimed, workflow, step, exc, holder_is_gone)
-        self._observe(claimed, started, "retry" if outcome.retry_in is not None else "failed")
+        self._observe(claimed, started, _failure_outcome(outcome, exc))
         publish(outcome.dispatch)
         if outcome.retry_in is not None:
             log.info(
@@ -192,6 +196,13 @@ class SagaTask(Task):
         )
         if outcome.stop is not None:
             raise outcome.stop from exc
+
+
+def _failure_outcome(outcome: engine.FailureOutcome, exc: Exception) -> str:
+    """The outcome label of an attempt that did not succeed, for the step metrics."""
+    if outcome.retry_in is None:
+        return "failed"
+    return "deferred" if engine.given_back(exc) else "retry"
 
 
 def _default_limits(task_name: str) -> dict[str, float]:

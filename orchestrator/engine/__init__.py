@@ -12,7 +12,7 @@
 
 from orchestrator.engine.delivery import BACKWARD, FORWARD, Claim, Direction
 from orchestrator.engine.events import EventKind, record_event
-from orchestrator.engine.failures import backoff, classify
+from orchestrator.engine.failures import backoff, classify, given_back
 from orchestrator.engine.rows import (
     add_claims,
     db_now,
@@ -56,6 +56,7 @@ __all__ = [
     "db_now",
     "definition_of",
     "fail_unclaimable",
+    "given_back",
     "lock_workflow",
     "new_workflow",
     "record_event",

@@ -18,6 +18,9 @@ class EventKind(enum.StrEnum):
     STEP_COMPLETED = "step_completed"
     STEP_SKIPPED = "step_skipped"
     STEP_RETRY_SCHEDULED = "step_retry_scheduled"
+    #: The attempt never reached its system (a concurrency limit's slots stayed taken): it is
+    #: given back, not counted, and the step runs again shortly.
+    STEP_DEFERRED = "step_deferred"
     STEP_FAILED = "step_failed"
     #: A step still in flight when the rollback began came back; its result is recorded, and it
     #: will not be tried again.
@@ -25,6 +28,7 @@ class EventKind(enum.StrEnum):
     COMPENSATION_STARTED = "compensation_started"
     COMPENSATION_COMPLETED = "compensation_completed"
     COMPENSATION_RETRY_SCHEDULED = "compensation_retry_scheduled"
+    COMPENSATION_DEFERRED = "compensation_deferred"
     COMPENSATION_FAILED = "compensation_failed"
     DELIVERY_STEPPED_ASIDE = "delivery_stepped_aside"
     LEASE_TAKEN_OVER = "lease_taken_over"

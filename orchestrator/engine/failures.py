@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from orchestrator.config import get_settings
-from orchestrator.errors import AttemptTimedOut, IntegrationError, VaultError
+from orchestrator.errors import AttemptTimedOut, IntegrationError, SlotsBusy, VaultError
 
 
 def backoff(attempt: int) -> float:
@@ -16,6 +16,12 @@ def backoff(attempt: int) -> float:
     settings = get_settings()
     ceiling = min(settings.retry_backoff_max, settings.retry_backoff_base * 2 ** (attempt - 1))
     return ceiling / 2 + random.uniform(0, ceiling / 2)
+
+
+def given_back(exc: BaseException) -> bool:
+    """Whether the attempt never reached its system and so does not count as one: a wait for
+    a concurrency slot that could not end in time (work beyond a limit waits, never fails)."""
+    return isinstance(exc, SlotsBusy)
 
 
 def classify(exc: BaseException) -> tuple[bool, dict[str, Any]]:

@@ -27,7 +27,7 @@ from orchestrator.definitions import Recovery, StepDefinition, WorkflowDefinitio
 from orchestrator.engine import planning, transitions
 from orchestrator.engine.delivery import BACKWARD, FORWARD, Claim, Direction
 from orchestrator.engine.events import EventKind, record_event
-from orchestrator.engine.failures import backoff, classify
+from orchestrator.engine.failures import backoff, classify, given_back
 from orchestrator.engine.leases import HolderGone, Lease, in_flight, lease_is_live
 from orchestrator.engine.rows import (
     db_now,
@@ -339,6 +339,12 @@ def record_failure(
         )
         dispatch = _forward_progress(session, workflow, definition, step.name, now, holder_gone)
         return FailureOutcome(dispatch=dispatch, error=error)
+    if given_back(exc):
+        delay = backoff(1)
+        transitions.defer_attempt(
+            session, workflow, step, error, delay, now, backward=direction is BACKWARD
+        )
+        return FailureOutcome(retry_in=delay, error=error)
     if retryable and direction.attempts(step) < direction.max_attempts(step_def):
         delay = backoff(direction.attempts(step))
         if direction is FORWARD:

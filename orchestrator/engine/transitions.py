@@ -148,6 +148,9 @@ def schedule_retry(
     error: dict[str, Any],
     delay: float,
     now: datetime,
+    *,
+    kind: EventKind = EventKind.STEP_RETRY_SCHEDULED,
+    attempt: int | None = None,
 ) -> None:
     _await_retry(step, error, delay, now)
     set_step_status(
@@ -155,11 +158,50 @@ def schedule_retry(
         workflow,
         step,
         StepStatus.PENDING,
-        EventKind.STEP_RETRY_SCHEDULED,
-        attempt=step.attempts,
+        kind,
+        attempt=attempt or step.attempts,
         message=error.get("message"),
         details={"error": error, "retry_in_seconds": round(delay, 3)},
     )
+
+
+def defer_attempt(
+    session: Session,
+    workflow: Workflow,
+    step: WorkflowStep,
+    error: dict[str, Any],
+    delay: float,
+    now: datetime,
+    *,
+    backward: bool,
+) -> None:
+    """The attempt never reached its system (see failures.given_back): it is given back, so
+    the step's attempts are what its systems did, and the step runs again after ``delay``.
+    What it recorded (its intent) stays: a rollback still undoes whatever it may have done."""
+    if backward:
+        step.compensation_attempts -= 1
+        schedule_compensation_retry(
+            session,
+            workflow,
+            step,
+            error,
+            delay,
+            now,
+            kind=EventKind.COMPENSATION_DEFERRED,
+            attempt=step.compensation_attempts + 1,
+        )
+    else:
+        step.attempts -= 1
+        schedule_retry(
+            session,
+            workflow,
+            step,
+            error,
+            delay,
+            now,
+            kind=EventKind.STEP_DEFERRED,
+            attempt=step.attempts + 1,
+        )
 
 
 def fail_step(
@@ -251,14 +293,17 @@ def schedule_compensation_retry(
     error: dict[str, Any],
     delay: float,
     now: datetime,
+    *,
+    kind: EventKind = EventKind.COMPENSATION_RETRY_SCHEDULED,
+    attempt: int | None = None,
 ) -> None:
     _await_retry(step, error, delay, now)
     record_event(
         session,
         workflow,
-        EventKind.COMPENSATION_RETRY_SCHEDULED,
+        kind,
         step=step,
-        attempt=step.compensation_attempts,
+        attempt=attempt or step.compensation_attempts,
         message=error.get("message"),
         details={"error": error, "retry_in_seconds": round(delay, 3)},
     )

@@ -6,6 +6,11 @@ limit waits for a slot (it does not fail). Slots are members of a Redis sorted s
 scored by when they lapse, so a worker that dies mid-call frees its slot after the call's
 timeout instead of never.
 
+A wait is bounded by the attempt it serves: a step's task says when its time limit falls
+(:func:`attempt_deadline`), and a caller that could no longer make its call in time once a slot
+is free stops waiting with SlotsBusy, which the engine takes as "not an attempt": the step runs
+again shortly, and a long queue never uses up its attempts (nor hits its time limit).
+
 Limits come from ``CONCURRENCY_LIMITS`` (``onos=80,voltha=120``; others take
 ``CONCURRENCY_LIMIT_DEFAULT``; 0 means unlimited) and can be changed at run time, for every
 worker at once, with ``orchestrator concurrency set SYSTEM N`` (a Redis key read on each
@@ -20,11 +25,13 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 import redis
 
 from orchestrator.config import get_settings
+from orchestrator.errors import SlotsBusy
 from orchestrator.integrations.circuit import _redis
 
 log = logging.getLogger(__name__)
@@ -46,6 +53,21 @@ end
 redis.call('ZADD', KEYS[1], now_s + tonumber(ARGV[2]), ARGV[3])
 return 1
 """
+
+
+#: When the running attempt's time limit falls (time.monotonic()); None outside an attempt.
+#: A context variable: each thread of a thread-pool worker runs its own attempt.
+_ATTEMPT_DEADLINE: ContextVar[float | None] = ContextVar("attempt_deadline", default=None)
+
+
+@contextmanager
+def attempt_deadline(seconds: float) -> Iterator[None]:
+    """Slot waits inside this block end in time for their call to fit in ``seconds``."""
+    token = _ATTEMPT_DEADLINE.set(time.monotonic() + seconds)
+    try:
+        yield
+    finally:
+        _ATTEMPT_DEADLINE.reset(token)
 
 
 @dataclass(frozen=True)
@@ -81,14 +103,27 @@ class ConcurrencyLimit:
 
     @contextmanager
     def slot(self) -> Iterator[None]:
-        """Hold one of the system's slots for the duration of a call; wait while none is free."""
+        """Hold one of the system's slots for the duration of a call; wait while none is free.
+
+        Inside an attempt, waiting stops once the call (up to ``lease_seconds``) would no
+        longer end before the attempt's time limit: SlotsBusy, the call not made."""
         holder = uuid.uuid4().hex
         waited_since: float | None = None
+        deadline = _ATTEMPT_DEADLINE.get()
+        give_up = None if deadline is None else deadline - self.lease_seconds
         try:
             while not self._try_acquire(holder):
+                now = time.monotonic()
                 if waited_since is None:
-                    waited_since = time.monotonic()
+                    waited_since = now
                     log.debug("%s: all slots busy, waiting", self.system)
+                if give_up is not None and now >= give_up:
+                    raise SlotsBusy(
+                        f"{self.system}: every concurrency slot stayed taken for "
+                        f"{now - waited_since:.1f} s; the call was not sent",
+                        system=self.system,
+                        operation="concurrency_slot",
+                    )
                 time.sleep(random.uniform(POLL_MIN, POLL_MAX))
         except redis.RedisError as exc:
             log.warning("concurrency store unavailable (%s): %s call let through", exc, self.system)

@@ -34,6 +34,7 @@ from orchestrator.errors import (
     IntegrationError,
     PermanentError,
     ResourceNotFound,
+    SlotsBusy,
     TransientError,
 )
 from orchestrator.integrations.circuit import CircuitBreaker
@@ -199,7 +200,9 @@ def error_for_status(
 def _quick_transient(exc: BaseException) -> bool:
     """A transient failure worth a second try at once: not a timeout (it would cost the whole
     timeout again) and not an open circuit (the call was not even made)."""
-    return isinstance(exc, TransientError) and not isinstance(exc, CallTimedOut | CircuitOpen)
+    return isinstance(exc, TransientError) and not isinstance(
+        exc, CallTimedOut | CircuitOpen | SlotsBusy
+    )
 
 
 def retry_idempotent(call: Callable[[], T], policy: RetryPolicy) -> T:

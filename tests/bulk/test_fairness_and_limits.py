@@ -6,16 +6,19 @@ import uuid
 
 import redis
 from celery import Celery
+from sqlalchemy import func, select
 
 from orchestrator import engine
 from orchestrator.config import get_settings
+from orchestrator.db import transaction
 from orchestrator.integrations import concurrency
+from orchestrator.models import WorkflowEvent
 from orchestrator.queues import BULK_PRIORITY, priority_keys
 from orchestrator.workflows import workflow_types
 from tasks.dispatch import publish
 from tests.bulk.conftest import BULK, auth, job_url, rows, wait_job
 from tests.support.requests import provision_body, submit
-from tests.support.workflows import wait_terminal, wait_until
+from tests.support.workflows import steps, wait_terminal, wait_until, workflow_status
 
 
 def _job_counts(client, key, job_id):  # type: ignore[no-untyped-def]
@@ -95,3 +98,50 @@ def test_a_cap_of_3_on_onos_holds_across_workers_and_every_row_completes(
     assert counts["completed"] == 50, counts
     seen = sim.state()["max_concurrent"]["onos"]
     assert 2 <= seen <= 3
+
+
+def _events(workflow_id: str, step: str, kind: engine.EventKind) -> int:
+    with transaction() as session:
+        return session.scalar(
+            select(func.count())
+            .select_from(WorkflowEvent)
+            .where(
+                WorkflowEvent.workflow_id == uuid.UUID(str(workflow_id)),
+                WorkflowEvent.step_name == step,
+                WorkflowEvent.kind == kind.value,
+            )
+        )
+
+
+def test_a_step_waiting_for_a_slot_never_uses_up_its_attempts(
+    client, worker, sim, operator_key, plan
+):
+    # Given ONOS's only slot held elsewhere (another host's call) for longer than a step's
+    # attempts and its time limit would last
+    definition = workflow_types.get("provision_subscriber").definition
+    max_attempts = definition.step("activate_onu").max_attempts
+    concurrency.set_limit("onos", 1)
+    try:
+        with concurrency.ConcurrencyLimit.for_system("onos", 120.0).slot():
+            workflow_id, _ = submit(client, operator_key, provision_body(plan.id))
+
+            # When activate_onu has waited its turn more times than it has attempts
+            wait_until(
+                lambda: (
+                    _events(workflow_id, "activate_onu", engine.EventKind.STEP_DEFERRED)
+                    > max_attempts
+                ),
+                60,
+                "activate_onu deferred more often than it has attempts",
+            )
+            assert workflow_status(workflow_id) == "running"
+    finally:
+        concurrency.set_limit("onos", None)
+
+    # Then, once the slot is free, it completes on its first attempt, and no ONOS call was
+    # ever made while the slot was held
+    assert wait_terminal(workflow_id, timeout=60) == "completed"
+    activate = steps(workflow_id)["activate_onu"]
+    assert activate.attempts == 1
+    assert _events(workflow_id, "activate_onu", engine.EventKind.STEP_RETRY_SCHEDULED) == 0
+    assert sim.state()["max_concurrent"]["onos"] == 1

@@ -31,21 +31,25 @@ CHAR_WIDTH = 6.0
 _FORWARD_ENDS = {
     EventKind.STEP_COMPLETED.value: "ok",
     EventKind.STEP_RETRY_SCHEDULED.value: "retry",
+    EventKind.STEP_DEFERRED.value: "deferred",
     EventKind.STEP_FAILED.value: "failed",
     EventKind.STEP_SETTLED_DURING_ROLLBACK.value: "settled",
 }
 _UNDO_ENDS = {
     EventKind.COMPENSATION_COMPLETED.value: "undo",
     EventKind.COMPENSATION_RETRY_SCHEDULED.value: "undo-retry",
+    EventKind.COMPENSATION_DEFERRED.value: "undo-deferred",
     EventKind.COMPENSATION_FAILED.value: "undo-failed",
 }
 _OUTCOME_WORDS = {
     "ok": "completed",
     "retry": "failed, retried",
+    "deferred": "waited for a free slot, runs again (not counted)",
     "failed": "failed for good",
     "settled": "came back during the rollback",
     "undo": "undone",
     "undo-retry": "undo failed, retried",
+    "undo-deferred": "undo waited for a free slot, runs again (not counted)",
     "undo-failed": "undo failed for good",
     "running": "still running",
     "unknown": "no outcome recorded",
