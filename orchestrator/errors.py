@@ -132,7 +132,10 @@ class SlotsBusy(TransientError):
     """Raised without calling when every one of the system's concurrency slots stayed taken for
     as long as the attempt could wait and still make the call in time. Work beyond a limit
     waits, it does not fail: the engine gives the attempt back (it does not count toward the
-    step's attempts) and runs the step again after a short pause."""
+    step's attempts) and runs the step again after a short pause. Earlier calls of the same
+    attempt may have acted; a step's calls find what an earlier attempt made, so running it
+    again is safe, and attempts keep counting what the systems failed, not how busy they were.
+    An undo waits the same way, for as long as the system stays that busy."""
 
 
 class CircuitOpen(TransientError):

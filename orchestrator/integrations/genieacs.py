@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from orchestrator.config import Settings
-from orchestrator.errors import IntegrationError, PermanentError, ResourceNotFound
+from orchestrator.errors import IntegrationError, PermanentError, ResourceNotFound, SlotsBusy
 from orchestrator.integrations.http import RestClient, RetryPolicy, Timeouts
 
 SYSTEM = "genieacs"
@@ -287,6 +287,8 @@ class GenieAcsClient:
                 ok=(200,),
                 idempotent=False,
             )
+        except SlotsBusy:
+            raise  # not the CPE's answer: the attempt is given back and runs again
         except IntegrationError as exc:
             # 504 carries the reason, e.g. "Device is offline"
             log.info("genieacs connection request to %s: %s", device.serial, exc)

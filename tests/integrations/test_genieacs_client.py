@@ -16,8 +16,10 @@ from orchestrator.errors import (
     CircuitOpen,
     PermanentError,
     ResourceNotFound,
+    SlotsBusy,
     TransientError,
 )
+from orchestrator.integrations import concurrency
 from orchestrator.integrations.circuit import CircuitBreaker
 from orchestrator.integrations.genieacs import CpeDevice, GenieAcsClient
 from orchestrator.integrations.http import RetryPolicy, Timeouts
@@ -413,3 +415,23 @@ def test_a_tag_genieacs_cannot_route_is_refused_before_sending(
     with pytest.raises(PermanentError):
         acs.add_tag(device, "plan.gold")
     assert sim.state()["counters"]["genieacs"]["total"] == 1  # the find only
+
+
+def test_a_connection_request_that_got_no_slot_is_not_taken_for_an_unreachable_cpe(
+    sim: SimulatorHandle, acs: GenieAcsClient
+) -> None:
+    # Given a CPE, and GenieACS's only slot held elsewhere for longer than the attempt can wait
+    sim.add_cpe("HG-SLOT", data_model="tr098")
+    device = acs.find_device("HG-SLOT")
+    concurrency.set_limit("genieacs", 1)
+    try:
+        with (
+            concurrency.ConcurrencyLimit.for_system("genieacs", 60.0).slot(),
+            concurrency.attempt_deadline(1.0),
+            pytest.raises(SlotsBusy),
+        ):
+            # Then the attempt is given back (SlotsBusy), not reported as "CPE not reached"
+            acs.connection_request(device)
+    finally:
+        concurrency.set_limit("genieacs", None)
+    assert [r for r in sim.requests("genieacs") if r["method"] == "POST"] == []
