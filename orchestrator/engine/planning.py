@@ -58,7 +58,11 @@ def runnable_forward(
     ready = []
     for name in names:
         row = rows[name]
-        waiting = row.status == StepStatus.PENDING and row.attempts == 0
+        # never started: a deferred attempt (given back, see failures.given_back) leaves
+        # attempts at 0 but a retry due, and only its own retry message runs it
+        waiting = (
+            row.status == StepStatus.PENDING and row.attempts == 0 and row.retry_due_at is None
+        )
         lost = include_started and row.status in (StepStatus.PENDING, StepStatus.RUNNING)
         if (waiting or lost) and dependencies_done(definition, rows, name):
             ready.append(name)

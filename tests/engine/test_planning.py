@@ -73,6 +73,17 @@ def test_a_join_starts_only_when_its_last_dependency_is_done():
     assert planning.unblocked_by(both, DEFINITION, "b") == ["d"]
 
 
+def test_a_deferred_step_is_left_to_its_own_retry_message():
+    # an attempt given back (a slot wait): attempts back to 0, a retry due; a redelivered
+    # message of its dependency must not start it before that (nor count as its first start)
+    wf = workflow(a=S.COMPLETED)
+    deferred = {row.name: row for row in wf.steps}["c"]
+    deferred.retry_due_at = NOW + timedelta(seconds=1)
+    deferred.intent = {}
+    assert planning.unblocked_by(wf, DEFINITION, "a") == []
+    assert planning.runnable_forward(wf, DEFINITION, include_started=True) == ["b", "c", "e"]
+
+
 def test_a_skipped_step_counts_as_done():
     wf = workflow(a=S.SKIPPED)
     assert planning.unblocked_by(wf, DEFINITION, "a") == ["c"]
