@@ -22,6 +22,9 @@ class LookupCache(Generic[V]):
         self._values: dict[str, V] = {}
         #: How many listings have replaced the map; a miss remembers the one it saw.
         self._version = 0
+        #: What learn() was told since the running refresh took its copy of the map: newer
+        #: than that refresh's listing, so laid over its answer.
+        self._learned: dict[str, V] = {}
         self._lock = threading.Lock()
         self._listing = threading.Lock()
 
@@ -36,6 +39,7 @@ class LookupCache(Generic[V]):
             if self._values.get(key) != value:
                 # a copy: a refresh may be reading the map it was given (it is never changed)
                 self._values = {**self._values, key: value}
+            self._learned[key] = value
 
     def refresh(
         self, key: str, seen: int, update: Callable[[Mapping[str, V]], dict[str, V]]
@@ -48,9 +52,13 @@ class LookupCache(Generic[V]):
                 if self._version != seen and key in self._values:
                     return self._values[key]
                 current = self._values
+                self._learned = {}
             # the map is replaced, never changed in place: ``current`` stays as it was
             fresh = update(current)
             with self._lock:
+                if self._learned:
+                    fresh = {**fresh, **self._learned}
+                    self._learned = {}
                 self._values = fresh
                 self._version += 1
             return fresh.get(key)

@@ -269,8 +269,10 @@ class VolthaClient:
     def _olt_mac(self, olt_id: str) -> str:
         """The OLT's MAC address, asked once per OLT (a device keeps its MAC)."""
         mac = self._olt_macs.get(olt_id)
-        if mac is None:
-            mac = self._olt_macs[olt_id] = self.get_device(olt_id).mac_address
+        if not mac:
+            mac = self.get_device(olt_id).mac_address
+            if mac:  # an OLT still connecting may have none yet: ask again next time
+                self._olt_macs[olt_id] = mac
         return mac
 
     def _onu_by_serial(self, serial: str) -> device_pb2.Device | None:
@@ -323,7 +325,8 @@ class VolthaClient:
     ) -> None:
         if device.root:
             self._olt_ids.add(device.id)
-            self._olt_macs[device.id] = device.mac_address
+            if device.mac_address:  # an OLT still connecting may have none yet: ask later
+                self._olt_macs[device.id] = device.mac_address
         elif device.serial_number not in ids:  # two with one serial: the first, as listed
             ids[device.serial_number] = device.id
             fetched[device.serial_number] = device

@@ -59,3 +59,18 @@ def test_a_refresh_is_given_the_map_as_it_stands():
     assert cache.refresh("c", seen, update) == "3"
     assert given == [{"a": "1", "b": "2"}]
     assert cache.get("b") == ("2", 2)
+
+
+def test_what_is_learnt_while_a_refresh_lists_outlives_that_refresh():
+    # A port VOLTHA located while a listing of every port was on its way: the listing is older
+    cache: LookupCache[str] = LookupCache()
+
+    def listing_from_before(known: Mapping[str, str]) -> dict[str, str]:
+        cache.learn("onu-new", "of:0000000000000001/16")  # another thread, meanwhile
+        return {"onu-old": "of:0000000000000001/32", "onu-new": "of:0000000000000002/48"}
+
+    assert cache.refresh("onu-old", 0, listing_from_before) == "of:0000000000000001/32"
+    assert cache.get("onu-new")[0] == "of:0000000000000001/16"
+    # and it is not laid over the next refresh's answer again
+    cache.refresh("onu-x", 1, lambda known: {"onu-new": "of:0000000000000003/64"})
+    assert cache.get("onu-new")[0] == "of:0000000000000003/64"
