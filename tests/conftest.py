@@ -237,5 +237,9 @@ def nothing_left_behind(request: pytest.FixtureRequest) -> Iterator[None]:
     yield
     if not request.node.stash.get(CALL_PASSED, False):
         return
+    # what the test injected must not hide what is there (nor stall the workflows' ends)
+    simulators = request.getfixturevalue("simulators")
+    simulators.control("DELETE", "faults", expect=200)
+    simulators.control("DELETE", "latency", expect=200)
     found = left_behind_since(started)
     assert not found, "reconcile finds what this test's workflows left:\n" + "\n".join(found)

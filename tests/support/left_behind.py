@@ -12,15 +12,20 @@ hold there is gone by design (and reported as missing), which says nothing about
 
 from __future__ import annotations
 
+import time
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from orchestrator.db import transaction
 from orchestrator.engine.rows import db_now
 from orchestrator.integrations import circuit
-from orchestrator.models import Subscriber, Workflow
+from orchestrator.models import Subscriber, Workflow, WorkflowStatus
 from orchestrator.reconcile.check import check
+
+#: How long the check waits for a test's workflows still in flight to settle: what is in
+#: flight is not judged (it may still make or remove things), so give it a moment to end.
+SETTLE_SECONDS = 10.0
 
 
 def now() -> datetime:
@@ -28,11 +33,27 @@ def now() -> datetime:
         return db_now(session)
 
 
+def _in_flight_since(started: datetime) -> int:
+    with transaction() as session:
+        return session.scalar(
+            select(func.count())
+            .select_from(Workflow)
+            .where(
+                Workflow.created_at >= started,
+                Workflow.status.not_in(list(WorkflowStatus.terminal())),
+            )
+        )
+
+
 def left_behind_since(started: datetime) -> list[str]:
     """Every orphan and missing resource whose workflow or subscriber was made since
-    ``started``, one line each (empty when clean)."""
+    ``started``, one line each (empty when clean); and a system that could not be read.
+    The caller has cleared the simulators' faults."""
     # A test that broke a system leaves its circuit open: read the systems, not the breaker.
     circuit.reset_all()
+    deadline = time.monotonic() + SETTLE_SECONDS
+    while _in_flight_since(started) and time.monotonic() < deadline:
+        time.sleep(0.1)  # polling the database: the workflows' end is its rows' state
     report = check()
     with transaction() as session:
         workflows = {
@@ -57,4 +78,5 @@ def left_behind_since(started: datetime) -> list[str]:
         for m in report.missing
         if ours(m.workflow_id, m.subscriber_id)
     ]
+    lines += [f"{name} could not be read: nothing in it was judged" for name in report.unavailable]
     return lines
