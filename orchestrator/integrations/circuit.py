@@ -81,12 +81,13 @@ class CircuitBreaker:
     def _probe_key(self) -> str:
         return f"{_PREFIX}{self.system}:probe"
 
-    def before_call(self, operation: str) -> None:
-        """Raises :class:`CircuitOpen` unless the call may go out (closed, or the probe)."""
+    def before_call(self, operation: str) -> bool:
+        """Raises :class:`CircuitOpen` unless the call may go out (closed, or the probe);
+        True when this call is the half-open probe (see :meth:`abandon_probe`)."""
         try:
             open_until = _redis(self.redis_url).hget(self._key, "open_until")
             if open_until is None:
-                return
+                return False
             retry_at = float(open_until)
             if time.time() >= retry_at and _redis(self.redis_url).set(
                 # the probe's claim outlives a call's timeouts, then lapses (a dead prober)
@@ -96,10 +97,10 @@ class CircuitBreaker:
                 ex=max(int(self.cooldown), 30),
             ):
                 log.info("circuit for %s half-open: %s is the probe", self.system, operation)
-                return
+                return True
         except redis.RedisError as exc:
             log.warning("circuit breaker store unavailable (%s): call let through", exc)
-            return
+            return False
         wait = max(retry_at - time.time(), 0.0)
         raise CircuitOpen(
             f"{self.system} {operation}: circuit open for {self.system} "
@@ -107,6 +108,14 @@ class CircuitBreaker:
             system=self.system,
             operation=operation,
         )
+
+    def abandon_probe(self) -> None:
+        """The probe was never sent (no concurrency slot): the next call may probe instead of
+        everyone waiting for the claim to lapse."""
+        try:
+            _redis(self.redis_url).delete(self._probe_key)
+        except redis.RedisError as exc:
+            log.warning("circuit breaker store unavailable (%s): probe claim left to lapse", exc)
 
     def _buckets(self, now: float) -> list[str]:
         """The window's bucket keys, the current one first."""

@@ -90,11 +90,17 @@ class _TimeoutAdapter(HTTPAdapter):
     def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:  # type: ignore[override]
         if kwargs.get("timeout") is None:
             kwargs["timeout"] = self._timeouts.pair
+        probe = False
         if self._breaker is not None:
             # An open circuit fails at once, without waiting for (or taking) a slot.
-            self._breaker.before_call(f"{request.method} {request.path_url.split('?')[0]}")
-        with self._limit.slot() if self._limit is not None else nullcontext():
-            return self._send(request, **kwargs)
+            probe = self._breaker.before_call(f"{request.method} {request.path_url.split('?')[0]}")
+        try:
+            with self._limit.slot() if self._limit is not None else nullcontext():
+                return self._send(request, **kwargs)
+        except SlotsBusy:
+            if probe and self._breaker is not None:
+                self._breaker.abandon_probe()
+            raise
 
     def _send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
         if self._breaker is None:

@@ -36,6 +36,7 @@ from orchestrator.errors import (
     IntegrationError,
     PermanentError,
     ResourceNotFound,
+    SlotsBusy,
     TransientError,
 )
 from orchestrator.integrations.circuit import CircuitBreaker
@@ -169,11 +170,15 @@ class VolthaClient:
 
     def _rpc(self, operation: str, call: Callable[[], T], *, idempotent: bool = True) -> T:
         def once() -> T:
-            self._breaker.before_call(operation)
+            probe = self._breaker.before_call(operation)
             try:
                 # One of VOLTHA's slots while the call runs; an open circuit never waits for one.
                 with self._limit.slot():
                     result = call()
+            except SlotsBusy:
+                if probe:  # never sent: let the next call probe
+                    self._breaker.abandon_probe()
+                raise
             except grpc.RpcError as exc:
                 error = error_for_rpc(operation, exc)
                 # the system is unwell only when it did not answer or failed inside

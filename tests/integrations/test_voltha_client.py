@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import pytest
+import redis
 from voltha_protos.common_pb2 import AdminState
 
 from orchestrator.config import Settings
-from orchestrator.errors import PermanentError, ResourceNotFound, TransientError
+from orchestrator.errors import PermanentError, ResourceNotFound, SlotsBusy, TransientError
+from orchestrator.integrations import concurrency
+from orchestrator.integrations.circuit import CircuitBreaker
 from orchestrator.integrations.http import RetryPolicy
 from orchestrator.integrations.voltha import OnuLocation, VolthaClient
 from tests.support.simulator_process import SimulatorHandle
@@ -221,3 +225,30 @@ def test_enable_or_disable_of_an_unknown_device_is_not_found(voltha: VolthaClien
 def test_an_unknown_device_id_is_not_found(voltha: VolthaClient) -> None:
     with pytest.raises(ResourceNotFound):
         voltha.get_device("no-such-device")
+
+
+def test_a_probe_that_got_no_slot_lets_the_next_call_probe(
+    sim: SimulatorHandle, voltha: VolthaClient
+) -> None:
+    # Given VOLTHA's circuit open with its cool-down over (the next call is the probe), and
+    # VOLTHA's only concurrency slot held elsewhere
+    onu = sim.add_onu("BBSM00000001")
+    breaker = CircuitBreaker.for_system("voltha")
+    store = redis.Redis.from_url(breaker.redis_url)
+    store.hset(f"circuit:{breaker.system}", "open_until", time.time() - 1)
+    concurrency.set_limit("voltha", 1)
+    try:
+        # When the probe cannot get a slot in time
+        with (
+            concurrency.ConcurrencyLimit.for_system("voltha", 60.0).slot(),
+            concurrency.attempt_deadline(1.0),
+            pytest.raises(SlotsBusy),
+        ):
+            voltha.get_device(onu["device_id"])
+        # Then the circuit did not wait for the unsent probe's claim to lapse: the next call
+        # probes, and its success closes the circuit
+        assert voltha.get_device(onu["device_id"]).id == onu["device_id"]
+        assert breaker.state()["state"] == "closed"
+    finally:
+        concurrency.set_limit("voltha", None)
+        store.delete(f"circuit:{breaker.system}", f"circuit:{breaker.system}:probe")
