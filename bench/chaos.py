@@ -737,7 +737,8 @@ def event_counts(stack: Stack) -> dict[str, int]:
     rows = stack.postgres.query(
         "orchestrator",
         "SELECT kind, count(*) FROM workflow_events WHERE kind IN ('sweeper_redrive', "
-        "'sweeper_redrive_compensation', 'step_retry_scheduled', 'compensation_started', "
+        "'sweeper_redrive_compensation', 'step_retry_scheduled', 'step_deferred', "
+        "'compensation_deferred', 'compensation_started', "
         "'step_failed', 'compensation_failed') GROUP BY 1 ORDER BY 1",
     )
     return {str(kind): int(n) for kind, n in rows}
