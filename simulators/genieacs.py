@@ -41,9 +41,16 @@ from simulators.cpe import (
     now,
 )
 from simulators.mongo import BadQuery, expand, matches, normalize, project
-from simulators.web import BadJson, Reply, Request, json_reply, text_reply
+from simulators.web import BadJson, HeadLimit, Reply, Request, json_reply, text_reply
 
 VERSION = "1.2.13"
+#: GenieACS serves the NBI with Node's http.createServer and no maxHeaderSize (lib/server.ts):
+#: Node reads 16 KiB of request line and headers, then answers 431 and closes the connection.
+#: A query of a few hundred serials in one URL goes past it.
+HEAD_LIMIT = HeadLimit(
+    16 * 1024,
+    lambda: Reply(431, reason="Request Header Fields Too Large", headers={"Connection": "close"}),
+)
 _SEGMENT = r"([a-zA-Z0-9\-_%]+)"
 _DEVICE_TASKS = re.compile(rf"^/devices/{_SEGMENT}/tasks/?$")
 _TASK = re.compile(rf"^/tasks/{_SEGMENT}/?$")

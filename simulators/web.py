@@ -94,6 +94,15 @@ class Mount:
     #: whether the prefix is stripped before the system sees the path (ONOS keeps "/onos")
     strip: bool
     system: System
+    #: The most bytes of request line and headers the real server reads, and what it answers
+    #: past that (None: http.server's own limit, a 64 KiB request line, then 414).
+    head_limit: HeadLimit | None = None
+
+
+@dataclass(frozen=True)
+class HeadLimit:
+    size: int
+    reply: Callable[[], Reply]
 
 
 class Hub(Protocol):
@@ -149,6 +158,12 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("%s - %s", self.address_string(), format % args)
 
+    def _head_size(self) -> int:
+        """Bytes of the request line and headers as they came (CRLFs included)."""
+        return len(self.raw_requestline) + sum(
+            len(name) + len(value) + 4 for name, value in self.headers.items()
+        )
+
     def _read_body(self) -> bytes:
         length = int(self.headers.get("Content-Length") or 0)
         return self.rfile.read(length) if length > 0 else b""
@@ -177,6 +192,13 @@ class _Handler(BaseHTTPRequestHandler):
         mount = next((m for m in hub.mounts() if path.startswith(m.prefix + "/")), None)
         if mount is None:
             self._send(text_reply(404, "404 Not Found"))
+            return
+        # The real server has no prefix: what it would have read is the line without it.
+        head_size = self._head_size() - (len(mount.prefix) if mount.strip else 0)
+        if mount.head_limit is not None and head_size > mount.head_limit.size:
+            # Refused before the application sees it: not counted, journalled or faulted.
+            self.close_connection = True
+            self._send(mount.head_limit.reply())
             return
         request = self._request(mount.prefix, mount.strip, body)
         system = mount.system

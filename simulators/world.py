@@ -12,6 +12,7 @@ from typing import Any
 from simulators import control
 from simulators.access import AccessNetwork
 from simulators.faults import SYSTEMS, Fault, FaultBook
+from simulators.genieacs import HEAD_LIMIT as GENIEACS_HEAD_LIMIT
 from simulators.genieacs import GenieAcsSim
 from simulators.nas import NasSim
 from simulators.netbox import DEFAULT_TOKENS, NetBoxSim
@@ -73,7 +74,7 @@ class World:
         self.nas = NasSim(nas_secret)
         self._mounts = [
             Mount("/netbox", True, self.netbox),
-            Mount("/genieacs", True, self.genieacs),
+            Mount("/genieacs", True, self.genieacs, GENIEACS_HEAD_LIMIT),
             Mount("/onos", False, self.onos),
         ]
         self._journal: deque[dict[str, Any]] = deque(maxlen=JOURNAL_SIZE)

@@ -5,9 +5,10 @@ sessions, timeouts, retries and error classes; none of them writes anything."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 from sqlalchemy import bindparam, text
 
@@ -150,8 +151,38 @@ def _clears(task: dict[str, Any]) -> bool:
     )
 
 
+#: How many bytes of values (JSON-encoded, then percent-encoded) one ``$in`` query carries in
+#: its URL. GenieACS's Node server reads 16 KiB of request line and headers, then answers 431
+#: (simulators/genieacs.py HEAD_LIMIT): half of it leaves room for the rest of the request.
+IN_QUERY_BYTES = 8 * 1024
+
+
+def in_batches(values: list[str], budget: int = IN_QUERY_BYTES) -> Iterator[list[str]]:
+    """``values`` in consecutive batches whose ``$in`` lists fit ``budget`` bytes of URL."""
+    batch: list[str] = []
+    size = 0
+    for value in values:
+        cost = len(quote(json.dumps(value), safe="")) + 6  # and the separator, ", " encoded
+        if batch and size + cost > budget:
+            yield batch
+            batch, size = [], 0
+        batch.append(value)
+        size += cost
+    if batch:
+        yield batch
+
+
 class GenieAcsInventory(GenieAcsClient):
     _DEVICE_FIELDS = "_id,_deviceId,_tags"
+
+    def _devices_in(self, field: str, values: Iterable[str], operation: str) -> list[Device]:
+        """The devices whose ``field`` is one of ``values``, in as many queries as their URLs
+        need (a network's worth of serials in one URL is refused)."""
+        return [
+            device
+            for batch in in_batches(sorted(set(values)), IN_QUERY_BYTES)
+            for device in self._devices({field: {"$in": batch}}, operation)
+        ]
 
     def _devices(self, query: dict[str, Any], operation: str) -> list[Device]:
         response = self._rest.request(
@@ -175,11 +206,8 @@ class GenieAcsInventory(GenieAcsClient):
         return self._devices({"_tags": {"$regex": markers.TAG_PATTERN}}, "list_tagged_devices")
 
     def devices_by_serial(self, serials: Iterable[str]) -> dict[str, Device]:
-        wanted = sorted(set(serials))
-        if not wanted:
-            return {}
-        query = {"_deviceId._SerialNumber": {"$in": wanted}}
-        return {d.serial: d for d in self._devices(query, "list_devices")}
+        devices = self._devices_in("_deviceId._SerialNumber", serials, "list_devices")
+        return {d.serial: d for d in devices}
 
     def our_tasks(self) -> list[QueuedTask]:
         """Queued tasks whose uniqueKey is a configure_cpe key of ours, with their CPE."""
@@ -188,11 +216,7 @@ class GenieAcsInventory(GenieAcsClient):
         )
         ours = [(t, markers.task_workflow(t.get("uniqueKey"))) for t in tasks]
         ids = sorted({str(t.get("device")) for t, workflow_id in ours if workflow_id})
-        serials = (
-            {d.device_id: d.serial for d in self._devices({"_id": {"$in": ids}}, "list_devices")}
-            if ids
-            else {}
-        )
+        serials = {d.device_id: d.serial for d in self._devices_in("_id", ids, "list_devices")}
         return [
             QueuedTask(
                 task_id=str(task["_id"]),

@@ -327,6 +327,23 @@ def test_what_an_in_flight_workflow_makes_is_not_an_orphan(sim, worker, acme, ca
     )
 
 
+def test_genieacs_is_read_for_a_networks_worth_of_serials(sim, database):
+    # Given three CPEs GenieACS knows among 2,000 serials a check asks about: one URL of them
+    # all is past what GenieACS's Node server reads (431)
+    known = [f"RECON{n:08d}" for n in range(3)]
+    for serial in known:
+        sim.add_cpe(serial)
+    asked = known + [f"ABSENT{n:08d}" for n in range(1997)]
+    inventory = GenieAcsInventory(get_settings().genieacs_url)
+
+    # When the inventory looks them up
+    found = inventory.devices_by_serial(asked)
+
+    # Then it asks in batches GenieACS accepts, and finds exactly the known ones
+    assert sorted(found) == known
+    assert len(sim.requests("genieacs")) > 1
+
+
 def test_a_system_that_cannot_be_read_is_named_not_judged(sim, database, acme):
     # Given GenieACS unreachable (a closed port) and every other system up
     settings = get_settings()

@@ -51,6 +51,25 @@ def test_query_by_serial_with_total_header_and_projection(sim: SimulatorHandle) 
     assert acs(sim, "GET", "/devices/", params={"query": "{bad"}).status_code == 400
 
 
+def test_a_request_past_nodes_16_kib_of_head_gets_431_and_a_closed_connection(
+    sim: SimulatorHandle,
+) -> None:
+    # Given a query whose URL alone is past Node's 16 KiB (GenieACS sets no maxHeaderSize)
+    serials = [f"NOSUCH{n:010d}" for n in range(800)]
+    query = json.dumps({"_deviceId._SerialNumber": {"$in": serials}})
+
+    # When it is asked, and a query of a few serials is asked too
+    refused = acs(sim, "GET", "/devices/", params={"query": query})
+    small = json.dumps({"_deviceId._SerialNumber": {"$in": serials[:5]}})
+    answered = acs(sim, "GET", "/devices/", params={"query": small})
+
+    # Then the long one is refused before GenieACS sees it, as Node refuses it; the short one
+    # is answered
+    assert refused.status_code == 431
+    assert refused.headers.get("Connection") == "close"
+    assert answered.status_code == 200 and answered.json() == []
+
+
 def test_parameter_queries_match_the_value(sim: SimulatorHandle) -> None:
     sim.add_cpe("CPE0001")
     query = json.dumps({"Device.DeviceInfo.SerialNumber": "CPE0001"})
