@@ -87,6 +87,8 @@ def create_celery() -> Celery:
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
+        # In KiB; None never replaces a child for its memory (see Settings).
+        worker_max_memory_per_child=settings.worker_max_memory_mb * 1024 or None,
         broker_connection_retry_on_startup=True,
         broker_transport_options={
             # Redis redelivers an unacknowledged message after this long. It must outlast the
