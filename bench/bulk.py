@@ -62,36 +62,54 @@ BENCH_PLAN = {
 }
 
 
-def _worker_rss_mb() -> float:
-    """The resident memory of every Celery worker process of the stack (main and pool)."""
-    total = 0
+#: The Procfile's workers by their --hostname (a test run's workers, the supervisor around each
+#: worker and the baseline's worker are not the stack's and are not counted).
+STACK_WORKERS = (b"--hostname worker@", b"--hostname io@")
+
+
+def _worker_rss_mb() -> dict[int, float]:
+    """The resident memory (MiB) of each of the stack's Celery worker processes (main and
+    pool children, which share their parent's command line), by pid."""
+    sizes = {}
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
-            if b"tasks.app" not in cmdline or b"worker" not in cmdline:
+            if b"supervise.py" in cmdline or not any(w in cmdline for w in STACK_WORKERS):
                 continue
             for line in Path(f"/proc/{pid}/status").read_text().splitlines():
                 if line.startswith("VmRSS:"):
-                    total += int(line.split()[1])
+                    sizes[int(pid)] = int(line.split()[1]) / 1024
         except OSError:
             continue
-    return total / 1024
+    return sizes
 
 
 class RssSampler(threading.Thread):
+    """The workers' total RSS before, at its peak and after; and the largest process, to tell
+    growth spread over the workers from one process that grew."""
+
     def __init__(self) -> None:
         super().__init__(daemon=True)
-        self.peak = 0.0
-        self.first = _worker_rss_mb()
+        self.first = sum(_worker_rss_mb().values())
+        self.peak = self.first
+        self.last = self.first
+        self.largest = 0.0
         self._halt = threading.Event()
+
+    def _sample(self) -> None:
+        sizes = _worker_rss_mb()
+        self.last = sum(sizes.values())
+        self.peak = max(self.peak, self.last)
+        self.largest = max(self.largest, *sizes.values(), 0.0)
 
     def run(self) -> None:
         while not self._halt.wait(1.0):
-            self.peak = max(self.peak, _worker_rss_mb())
+            self._sample()
 
     def stop(self) -> None:
         self._halt.set()
         self.join()
+        self._sample()
 
 
 def run_baseline(rows: int, profile: dict[str, float]) -> float:
@@ -302,8 +320,10 @@ def main() -> int:
         f"p95 {_percentile(per_row, 0.95):.2f} s"
     )
     print(f"job accepted in:          {run['accepted_s']:.2f} s (validation + storing)")
+    rss = run["rss"]
     print(
-        f"worker RSS:               {run['rss'].first:.0f} MB before, peak {run['rss'].peak:.0f} MB"
+        f"worker RSS:               {rss.first:.0f} MB before, peak {rss.peak:.0f} MB, "
+        f"{rss.last:.0f} MB after; largest process {rss.largest:.0f} MB"
     )
     if idle and run["during"]:
         idle_p50, during_p50 = statistics.median(idle), statistics.median(run["during"])
