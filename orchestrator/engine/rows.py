@@ -1,7 +1,8 @@
 """Row access: creating, locking and finding workflows, and the clocks they are judged by.
 
-Rows are locked ``FOR UPDATE`` in one order (workflow, then step), so two deliveries of the
-same message, or two sibling steps of one stage, serialise instead of racing.
+A workflow's row lock (``FOR UPDATE``) guards its steps as well: every change to a step is made
+holding it, so two deliveries of the same message, or two sibling steps of one stage, serialise
+instead of racing, and the steps need no lock of their own (one statement fewer per decision).
 """
 
 from __future__ import annotations
@@ -118,26 +119,23 @@ def release_claims(session: Session, workflow: Workflow) -> None:
 
 
 def lock_workflow(session: Session, workflow_id: uuid.UUID) -> Workflow | None:
+    """The workflow with its steps, locked: whoever holds this may change any of them."""
     return session.scalar(
         select(Workflow)
         .where(Workflow.id == workflow_id)
         .with_for_update()
-        # The row as it is now that we hold its lock, not as an earlier load saw it.
+        # The rows as they are now that we hold the lock, not as an earlier load saw them (the
+        # option reaches the steps' selectin load too).
         .execution_options(populate_existing=True)
     )
 
 
-def lock_step(session: Session, workflow_id: uuid.UUID, name: str) -> WorkflowStep:
-    return session.scalars(
-        select(WorkflowStep)
-        .where(WorkflowStep.workflow_id == workflow_id, WorkflowStep.name == name)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    ).one()
-
-
-def step_rows(workflow: Workflow) -> dict[str, WorkflowStep]:
-    return {step.name: step for step in workflow.steps}
+def step_of(workflow: Workflow, name: str) -> WorkflowStep:
+    """One of a locked workflow's steps (loaded with it)."""
+    for step in workflow.steps:
+        if step.name == name:
+            return step
+    raise LookupError(f"workflow {workflow.id} has no step {name!r}")
 
 
 def stalled_workflows(

@@ -32,9 +32,9 @@ from orchestrator.engine.leases import HolderGone, Lease, in_flight, lease_is_li
 from orchestrator.engine.rows import (
     db_now,
     definition_of,
-    lock_step,
     lock_workflow,
     stalled_workflows,
+    step_of,
 )
 from orchestrator.errors import LeaseLost, StepFailed, WorkflowCancelled
 from orchestrator.models import StepStatus, Workflow, WorkflowEvent, WorkflowStatus, WorkflowStep
@@ -157,16 +157,14 @@ def claim(
     holder_gone: HolderGone,
     generation: int | None = None,
 ) -> ClaimOutcome:
-    if generation is not None:
-        # Cheaply, before any lock: a copy from before a re-drive has been superseded.
-        current = session.scalar(select(Workflow.generation).where(Workflow.id == workflow_id))
-        if current is not None and generation < current:
-            return ClaimOutcome(aside=f"superseded by re-drive generation {current}")
     workflow = lock_workflow(session, workflow_id)
     if workflow is None:
         return ClaimOutcome(aside=f"workflow {workflow_id} does not exist")
-    step = lock_step(session, workflow_id, step_name)
-    now = db_now(session)  # read under the locks: the time the claim is judged at
+    if generation is not None and generation < workflow.generation:
+        # A copy from before a re-drive: the re-drive's own messages do its work.
+        return ClaimOutcome(aside=f"superseded by re-drive generation {workflow.generation}")
+    step = step_of(workflow, step_name)
+    now = db_now(session)  # read under the lock: the time the claim is judged at
     definition = definition_of(workflow)
     step_def = definition.step(step_name)
     lease = Lease(owner=owner, seconds=step_def.lease_seconds())
@@ -263,7 +261,7 @@ def fail_unclaimable(
     workflow = lock_workflow(session, workflow_id)
     if workflow is None or workflow.status not in direction.workflow_statuses:
         return ClaimOutcome()
-    step = lock_step(session, workflow_id, step_name)
+    step = step_of(workflow, step_name)
     if in_flight(step, db_now(session), holder_gone):
         # Another copy holds the step and may be acting: it settles the step, not this one.
         return ClaimOutcome(aside=f"leased by {step.lease_owner}")
@@ -281,10 +279,11 @@ def relock(session: Session, claimed: Claimed, owner: str) -> tuple[Workflow, Wo
     """Lock the rows again after the external call, checking that our lease still holds."""
     ctx = claimed.ctx
     workflow = lock_workflow(session, ctx.workflow_id)
-    step = lock_step(session, ctx.workflow_id, ctx.step_name)
+    if workflow is None:
+        raise LeaseLost(f"{ctx.step_name} of {ctx.workflow_id} lost its lease")
+    step = step_of(workflow, ctx.step_name)
     if (
-        workflow is None
-        or step.status != claimed.direction.leased_status
+        step.status != claimed.direction.leased_status
         or step.lease_owner != owner
     ):
         raise LeaseLost(f"{ctx.step_name} of {ctx.workflow_id} lost its lease")
