@@ -105,6 +105,35 @@ def test_a_bad_integer_cell_makes_the_row_invalid_naming_the_field(
     assert set(items[1]["error"]["fields"]) == {"service_plan_id"}
 
 
+def test_rows_are_records_not_lines(client, operator_key, plan):
+    # Given a blank line, then a record whose quoted address holds a line break (an address is
+    # one line: that record is invalid), then a record with a bad plan: it starts on the
+    # file's sixth line, yet it is the third record after the header
+    text = (
+        HEADER
+        + "\n"
+        + _line(plan.id)
+        + "\n"
+        + _line(plan.id, service_address="Flat 2\n12 Analytical Row")
+        + _line(plan.id, service_plan_id="x")
+    )
+    assert text.splitlines()[5].startswith("Ada,")
+
+    # When it is submitted
+    response = _post_csv(client, operator_key, text)
+
+    # Then rows are numbered as a spreadsheet numbers records (under its header row)
+    assert response.status_code == 202, response.get_json()
+    items = all_rows(client, operator_key, response.get_json()["id"])
+    assert [(item["row"], item["status"]) for item in items] == [
+        (1, "waiting"),
+        (2, "invalid"),
+        (3, "invalid"),
+    ]
+    assert set(items[1]["error"]["fields"]) == {"service_address"}
+    assert set(items[2]["error"]["fields"]) == {"service_plan_id"}
+
+
 def test_a_cell_longer_than_the_csv_module_allows_is_that_rows_field(client, operator_key, plan):
     text = HEADER + "\n" + _line(plan.id, service_address="x" * 200_000) + _line(plan.id)
 

@@ -141,7 +141,8 @@ def _row_from_record(record: dict[str | None, Any]) -> dict[str, Any]:
 
 def validate_rows(raw_rows: list[Any]) -> list[RowInput]:
     """Each row through the provisioning schema; rows are numbered from 1 in the given order
-    (for a CSV, row 1 is the first line after the header)."""
+    (for a CSV, row 1 is the first record after the header: blank lines are not rows, and a
+    record whose quoted cells hold line breaks is one row)."""
     checked = []
     for number, raw in enumerate(raw_rows, start=1):
         if not isinstance(raw, dict):
