@@ -19,26 +19,33 @@ V = TypeVar("V")
 
 class LookupCache(Generic[V]):
     def __init__(self) -> None:
+        #: What the last listing said (with what was learnt before it began). Replaced whole,
+        #: never changed: a refresh reads the one it was given without the lock.
         self._values: dict[str, V] = {}
+        #: What learn() was told since the last listing began: newer than that listing, so it
+        #: is read first, and merged into the next listing's starting point. A learn is O(1):
+        #: copying a map of 50,000 ONUs at each activation cost a millisecond of CPU and
+        #: megabytes of allocation a time.
+        self._learned: dict[str, V] = {}
         #: How many listings have replaced the map; a miss remembers the one it saw.
         self._version = 0
-        #: What learn() was told since the running refresh took its copy of the map: newer
-        #: than that refresh's listing, so laid over its answer.
-        self._learned: dict[str, V] = {}
         self._lock = threading.Lock()
         self._listing = threading.Lock()
+
+    def _known(self, key: str) -> V | None:
+        """Under the lock: the newest value known for ``key``."""
+        if key in self._learned:
+            return self._learned[key]
+        return self._values.get(key)
 
     def get(self, key: str) -> tuple[V | None, int]:
         """The value known for ``key`` (None if none), and the map's version it came from."""
         with self._lock:
-            return self._values.get(key), self._version
+            return self._known(key), self._version
 
     def learn(self, key: str, value: V) -> None:
         """What another source has just told of one key (it replaces what the map held)."""
         with self._lock:
-            if self._values.get(key) != value:
-                # a copy: a refresh may be reading the map it was given (it is never changed)
-                self._values = {**self._values, key: value}
             self._learned[key] = value
 
     def refresh(
@@ -49,16 +56,16 @@ class LookupCache(Generic[V]):
         the whole new one (from a full listing, or the old map and what changed)."""
         with self._listing:
             with self._lock:
-                if self._version != seen and key in self._values:
-                    return self._values[key]
+                if self._version != seen and self._known(key) is not None:
+                    return self._known(key)
+                if self._learned:
+                    # What was learnt joins the map this listing starts from; what is learnt
+                    # while it runs stays over its answer.
+                    self._values = {**self._values, **self._learned}
+                    self._learned = {}
                 current = self._values
-                self._learned = {}
-            # the map is replaced, never changed in place: ``current`` stays as it was
             fresh = update(current)
             with self._lock:
-                if self._learned:
-                    fresh = {**fresh, **self._learned}
-                    self._learned = {}
                 self._values = fresh
                 self._version += 1
-            return fresh.get(key)
+                return self._known(key)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import tracemalloc
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 
@@ -74,3 +75,25 @@ def test_what_is_learnt_while_a_refresh_lists_outlives_that_refresh():
     # and it is not laid over the next refresh's answer again
     cache.refresh("onu-x", 1, lambda known: {"onu-new": "of:0000000000000003/64"})
     assert cache.get("onu-new")[0] == "of:0000000000000003/64"
+
+
+def test_a_learn_allocates_one_entry_not_a_copy_of_the_network():
+    # Given a map of 50,000 ONUs (one worker's view of a carrier's network)
+    cache: LookupCache[str] = LookupCache()
+    cache.refresh("x", 0, lambda known: {f"ONU{n:08d}": f"device-{n}" for n in range(50_000)})
+
+    # When a thousand activations each learn one location
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for n in range(1000):
+            cache.learn(f"ONU{n:08d}", f"moved-{n}")
+        grown = tracemalloc.get_traced_memory()[1] - before
+    finally:
+        tracemalloc.stop()
+
+    # Then their peak allocation is that of a thousand entries (a copy of the map each, or even
+    # one, is megabytes), and each is read back
+    assert grown < 500_000, grown
+    assert cache.get("ONU00000999")[0] == "moved-999"
+    assert cache.get("ONU00001000")[0] == "device-1000"
