@@ -112,6 +112,40 @@ class RssSampler(threading.Thread):
         self._sample()
 
 
+#: Who the machine's CPU goes to during the job, by command line (the first match names it).
+CPU_USERS = (
+    ("prefork worker", (b"--hostname worker@",)),
+    ("thread worker", (b"--hostname io@",)),
+    ("PostgreSQL", (b"postgres",)),
+    ("Redis", (b"redis-server",)),
+    ("Flower", (b"flower",)),
+    ("gunicorn", (b"gunicorn",)),
+    ("simulators", (b"orchestrator-simulators",)),
+    ("FreeRADIUS", (b"freeradius", b"radiusd")),
+)
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_seconds() -> dict[str, float]:
+    """CPU seconds used so far by each of CPU_USERS: every process's own time and that of its
+    children that ended (a prefork child replaced, a PostgreSQL backend closed)."""
+    used: dict[str, float] = dict.fromkeys((name for name, _ in CPU_USERS), 0.0)
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+            stat = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        if b"supervise.py" in cmdline:
+            continue
+        for name, needles in CPU_USERS:
+            if any(needle in cmdline for needle in needles):
+                # utime, stime, cutime, cstime: fields 14-17, 12-15 after the command's ")"
+                used[name] += sum(int(v) for v in stat[11:15]) / _TICKS
+                break
+    return used
+
+
 def run_baseline(rows: int, profile: dict[str, float]) -> float:
     """Seconds for ``rows`` bare chains of the profile's sleeps, all submitted at once."""
     worker = subprocess.Popen(  # noqa: S603 - our own worker, fixed arguments
@@ -239,6 +273,7 @@ class Stack:
             bodies = list(pool.map(lambda n: self.body(f"{tag}{n:06X}"), range(rows)))
         sampler = RssSampler()
         sampler.start()
+        cpu_before = _cpu_seconds()
         submitted = time.monotonic()
         response = self.http.post(
             f"{self.args.api}/api/v1/orchestration/bulk-provision",
@@ -260,7 +295,16 @@ class Stack:
                 during.append(self.portal_request())
             time.sleep(1.0)
         sampler.stop()
-        return {"detail": detail, "accepted_s": accepted, "during": during, "rss": sampler}
+        cpu_after = _cpu_seconds()
+        cpu = {name: cpu_after[name] - cpu_before[name] for name in cpu_after}
+        return {
+            "detail": detail,
+            "accepted_s": accepted,
+            "during": during,
+            "rss": sampler,
+            "cpu": cpu,
+            "wall_s": time.monotonic() - submitted,
+        }
 
 
 def _row_times(job_id: str) -> tuple[list[float], float]:
@@ -324,6 +368,17 @@ def main() -> int:
     print(
         f"worker RSS:               {rss.first:.0f} MB before, peak {rss.peak:.0f} MB, "
         f"{rss.last:.0f} MB after; largest process {rss.largest:.0f} MB"
+    )
+    cpu, wall = run["cpu"], run["wall_s"]
+    spent = ", ".join(
+        f"{name} {seconds / args.rows * 1000:.0f}"
+        for name, seconds in sorted(cpu.items(), key=lambda item: -item[1])
+        if seconds > 0
+    )
+    print(
+        f"CPU per row (ms):         {spent}; all {sum(cpu.values()) / args.rows * 1000:.0f} ms, "
+        f"{sum(cpu.values()) / wall / (os.cpu_count() or 1):.0%} of the machine's "
+        f"{os.cpu_count()} cores over {wall:.0f} s"
     )
     if idle and run["during"]:
         idle_p50, during_p50 = statistics.median(idle), statistics.median(run["during"])
