@@ -1,13 +1,10 @@
 """Step and compensation tasks for FreeRADIUS (queue ``radius``), and plan group updates."""
 
-from functools import cache
-
 from sqlalchemy.exc import OperationalError
 
-from orchestrator.config import get_settings
 from orchestrator.db import transaction
 from orchestrator.errors import TransientError
-from orchestrator.integrations.radius import RadiusStore, plan_group_attributes
+from orchestrator.integrations.radius import plan_group_attributes, shared_store
 from orchestrator.models import ServicePlan
 from orchestrator.steps.radius import (
     AssignFramedIp,
@@ -42,11 +39,6 @@ restore_ipv6_prefix = compensation_task(app, "tasks.radius.restore_ipv6_prefix",
 remove_account = step_task(app, "tasks.radius.remove_account", RemoveRadiusAccount())
 
 
-@cache
-def _store() -> RadiusStore:
-    return RadiusStore.from_settings(get_settings())
-
-
 @app.task(
     name="tasks.radius.sync_plan_group",
     autoretry_for=(TransientError, OperationalError),
@@ -65,4 +57,4 @@ def sync_plan_group(plan_id: int) -> None:
             return  # deleted since: nothing subscribes to its group any more
         group = plan.radius_group
         attributes = plan_group_attributes(plan.download_mbps, plan.upload_mbps)
-    _store().ensure_group(group, attributes)
+    shared_store().ensure_group(group, attributes)

@@ -11,12 +11,13 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cache
 
 from sqlalchemy import Connection, Engine, bindparam, create_engine, text
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from orchestrator import tracing
-from orchestrator.config import Settings
+from orchestrator.config import Settings, get_settings
 from orchestrator.errors import PermanentError, TransientError
 
 SYSTEM = "radius"
@@ -52,9 +53,13 @@ class RadiusStore:
         self._engine = engine
 
     @classmethod
-    def from_url(cls, url: str) -> RadiusStore:
+    def from_url(cls, url: str, *, pool_size: int = 2, max_overflow: int = 2) -> RadiusStore:
         engine = create_engine(
-            url, pool_pre_ping=True, pool_size=2, max_overflow=2, hide_parameters=True
+            url,
+            pool_pre_ping=True,
+            pool_size=pool_size,
+            max_overflow=max_overflow,
+            hide_parameters=True,
         )
         return cls(tracing.instrument_engine(engine))
 
@@ -308,3 +313,17 @@ class RadiusStore:
             text("INSERT INTO radreply (username, attribute, op, value) VALUES (:u, :a, ':=', :v)"),
             {"u": username, "a": attribute, "v": value},
         )
+
+
+@cache
+def shared_store() -> RadiusStore:
+    """The process's one store, built on first use (in a worker's pool process, not before the
+    fork). Every RADIUS step and task shares its pool, sized like the orchestrator's own
+    (DB_POOL_SIZE, DB_MAX_OVERFLOW): in a thread-pool worker, its threads queue for one pool's
+    connections instead of each step holding a pool of 2+2 of its own."""
+    settings = get_settings()
+    return RadiusStore.from_url(
+        settings.radius_database_url,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+    )

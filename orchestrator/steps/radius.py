@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from functools import cached_property
 from typing import Any
 
-from orchestrator.config import get_settings
 from orchestrator.errors import PermanentError
 from orchestrator.integrations.radius import (
     DELEGATED_IPV6_PREFIX,
@@ -14,17 +12,21 @@ from orchestrator.integrations.radius import (
     FRAMED_IPV6_PREFIX,
     RadiusStore,
     plan_group_attributes,
+    shared_store,
 )
 from orchestrator.step import Step, StepContext, StepResult
 from orchestrator.subscribers import DEFAULT_SUSPENDED_GROUP
 
 
-class CreateRadiusAccount(Step):
-    @cached_property
-    def store(self) -> RadiusStore:
-        # Built on first use in the worker, not at import time.
-        return RadiusStore.from_settings(get_settings())
+class RadiusStep(Step):
+    """A step on FreeRADIUS's database, through the process's one pool (see shared_store)."""
 
+    @property
+    def store(self) -> RadiusStore:
+        return shared_store()
+
+
+class CreateRadiusAccount(RadiusStep):
     def plan(self, ctx: StepContext) -> dict[str, str]:
         return {"idempotency_key": ctx.idempotency_key, "username": ctx.data["username"]}
 
@@ -66,14 +68,10 @@ def ipv6_reply(ipv6: Mapping[str, Any] | None) -> dict[str, str | None]:
     }
 
 
-class AssignFramedIp(Step):
+class AssignFramedIp(RadiusStep):
     """The account's addresses: Framed-IP-Address (the NetBox address, or the static one
     requested) and, on a dual-stack plan, Delegated-IPv6-Prefix and Framed-IPv6-Prefix (the
     NetBox prefixes, or the static delegated prefix requested)."""
-
-    @cached_property
-    def store(self) -> RadiusStore:
-        return RadiusStore.from_settings(get_settings())
 
     def plan(self, ctx: StepContext) -> dict[str, str]:
         return {"idempotency_key": ctx.idempotency_key, "username": ctx.data["username"]}
@@ -113,13 +111,9 @@ class AssignFramedIp(Step):
         self.store.clear_framed_ip(username=ctx.intent["username"], owner=str(ctx.workflow_id))
 
 
-class ReassignIpv6Prefix(Step):
+class ReassignIpv6Prefix(RadiusStep):
     """A plan change's IPv6 move, in RADIUS: the account's IPv6 attributes name the prefixes
     from the new plan's pools (none, if it is IPv4-only); undo names the old ones again."""
-
-    @cached_property
-    def store(self) -> RadiusStore:
-        return RadiusStore.from_settings(get_settings())
 
     def skip(self, ctx: StepContext) -> str | None:
         return None if ctx.data.get("ipv6_moves") else "the IPv6 pools stay the same"
@@ -148,13 +142,9 @@ class ReassignIpv6Prefix(Step):
         )
 
 
-class MoveRadiusGroup(Step):
+class MoveRadiusGroup(RadiusStep):
     """The account moves to another group (a plan's, or the suspended profile); undo moves it
     back. The groups are the workflow's: ``radius_group`` now, ``target_radius_group`` after."""
-
-    @cached_property
-    def store(self) -> RadiusStore:
-        return RadiusStore.from_settings(get_settings())
 
     def plan(self, ctx: StepContext) -> dict[str, str]:
         return {
@@ -199,12 +189,8 @@ class MoveRadiusGroup(Step):
         # Any other group (a plan's own suspended profile, a walled garden) is the operator's.
 
 
-class RemoveRadiusAccount(Step):
+class RemoveRadiusAccount(RadiusStep):
     """Deprovisioning: the account goes, with all its rows (the provisioning owns it)."""
-
-    @cached_property
-    def store(self) -> RadiusStore:
-        return RadiusStore.from_settings(get_settings())
 
     def plan(self, ctx: StepContext) -> dict[str, str]:
         return {

@@ -1,4 +1,5 @@
-"""The production topology: network queues on a thread-pool worker, the rest on prefork.
+"""The production topology: the Procfile's queues, those that wait on other systems on a
+thread-pool worker (worker-io), the rest on prefork (worker).
 
 Waiting on a network call must not hold a worker process. With ONOS answering in one second,
 a prefork pool of 4 can never have more than 4 ONOS calls open; the thread-pool worker carries
@@ -19,11 +20,26 @@ from orchestrator.queues import QUEUES
 from orchestrator.service import OrchestrationService
 from tasks.dispatch import CeleryDispatcher
 from tests.support.processes import WorkerProcess
+from tests.support.procfile import procfile_command
 from tests.support.requests import provision_body
 from tests.support.workflows import wait_terminal
 
-NETWORK_QUEUES = ("netbox", "access", "genieacs", "nas")
 WORKFLOWS = 12
+
+
+def _queues(process: str) -> list[str]:
+    command = procfile_command(process)
+    return command[command.index("-Q") + 1].split(",")
+
+
+THREAD_QUEUES = _queues("worker-io")
+PREFORK_QUEUES = _queues("worker")
+
+
+def test_the_procfiles_workers_consume_every_queue_once():
+    assert sorted(THREAD_QUEUES + PREFORK_QUEUES) == sorted(QUEUES)
+    # RADIUS waits on FreeRADIUS's database: a thread waits, not a process
+    assert "radius" in THREAD_QUEUES
 
 
 @pytest.fixture
@@ -36,16 +52,18 @@ def topology(worker, celery_app, tmp_path) -> Iterator[Celery]:  # type: ignore[
     app.conf.update(celery_app.conf.table(with_defaults=False))
     app.conf.broker_url = url
     env = {"BROKER_URL": url, "DB_POOL_SIZE": "10"}
-    other = ",".join(q for q in QUEUES if q not in NETWORK_QUEUES)
     prefork = WorkerProcess(
-        app=app, log_path=tmp_path / "prefork.log", env=env, extra_args=("-Q", other)
+        app=app,
+        log_path=tmp_path / "prefork.log",
+        env=env,
+        extra_args=("-Q", ",".join(PREFORK_QUEUES)),
     )
     threads = WorkerProcess(
         app=app,
         log_path=tmp_path / "threads.log",
         concurrency=32,
         env=env,
-        extra_args=("-P", "threads", "-Q", ",".join(NETWORK_QUEUES)),
+        extra_args=("-P", "threads", "-Q", ",".join(THREAD_QUEUES)),
     )
     prefork.start()
     threads.start()
