@@ -106,6 +106,19 @@ def add_history(events: int) -> None:
         session.execute(text("ANALYZE workflows, workflow_steps, workflow_events"))
 
 
+def discover_onu(http: requests.Session, sim: str, serial: str) -> None:
+    """An ONU the simulated OLTs discover, with a new OLT whenever the last one is full."""
+    for _ in range(3):
+        response = http.post(f"{sim}/_sim/onus", json={"serial": serial}, timeout=30)
+        if response.status_code == 201:
+            return
+        if response.status_code == 409 and "already holds" in response.text:
+            http.post(f"{sim}/_sim/olts", json={}, timeout=30)
+            continue
+        raise SystemExit(f"cannot add ONU {serial}: {response.text}")
+    raise SystemExit(f"cannot add ONU {serial}: every OLT stays full")
+
+
 def add_network(sim: str, onus: int) -> None:
     state = requests.get(f"{sim}/_sim/state", timeout=120).json()
     have = sum(1 for d in state["voltha"]["devices"] if not d["root"])
@@ -115,15 +128,7 @@ def add_network(sim: str, onus: int) -> None:
     http = requests.Session()
 
     def add(n: int) -> None:
-        serial = f"HIST{tag}{n:06X}"
-        for _ in range(3):
-            response = http.post(f"{sim}/_sim/onus", json={"serial": serial}, timeout=30)
-            if response.status_code == 201:
-                break
-            if response.status_code == 409 and "already holds" in response.text:
-                http.post(f"{sim}/_sim/olts", json={}, timeout=30)
-                continue
-            raise SystemExit(f"cannot add ONU {serial}: {response.text}")
+        discover_onu(http, sim, f"HIST{tag}{n:06X}")
         http.post(f"{sim}/_sim/cpes", json={"serial": f"HCPE{tag}{n:06X}"}, timeout=30)
 
     with ThreadPoolExecutor(8) as pool:
