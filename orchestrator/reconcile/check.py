@@ -37,7 +37,6 @@ from orchestrator.reconcile.ownership import (
     SubscriberRow,
     read_ownership,
     read_scope,
-    subscriber_service,
 )
 from orchestrator.steps.genieacs import subscriber_tag
 
@@ -70,12 +69,18 @@ class Seen:
         return ids
 
     def tagged(self) -> set[str]:
-        return {
-            sid
-            for device in self.tagged_devices
-            for tag in device.tags
-            if (sid := markers.tag_subscriber(tag))
-        }
+        return {sid for sid, _ in self._tags()}
+
+    def _tags(self) -> Iterator[tuple[str, str]]:
+        """(subscriber id, device id) of each of our tags."""
+        for device in self.tagged_devices:
+            for tag in device.tags:
+                if sid := markers.tag_subscriber(tag):
+                    yield sid, device.device_id
+
+    def cpe_markers(self) -> set[tuple[str, str]]:
+        """Our tags as (subscriber id, device id) and our queued tasks as (workflow id, "")."""
+        return set(self._tags()) | {(t.workflow_id, "") for t in self.tasks}
 
 
 def _read(unavailable: set[str], system: str, read: Callable[[], T], empty: T) -> T:
@@ -96,14 +101,15 @@ def read_systems(inventory: Inventory, scope: Scope) -> Seen:
     accounts = _read(down, "radius", inventory.radius.ownership, {})
     with_password = _read(down, "radius", lambda: inventory.radius.with_password(accounts), set())
     genieacs = inventory.genieacs
+    tagged = _read(down, "genieacs", genieacs.tagged_devices, [])
     return Seen(
         netbox=addresses + prefixes,
         radius=accounts,
         radius_with_password=with_password,
         onos=_read(down, "onos", lambda: inventory.onos.programmed_on(scope.onos_ports), set()),
-        tagged_devices=_read(down, "genieacs", genieacs.tagged_devices, []),
+        tagged_devices=tagged,
         devices_by_serial=_read(
-            down, "genieacs", lambda: genieacs.devices_by_serial(scope.cpe_serials), {}
+            down, "genieacs", lambda: genieacs.devices_by_serial(scope.cpe_serials, tagged), {}
         ),
         tasks=_read(down, "genieacs", genieacs.our_tasks, []),
         unavailable=frozenset(down),
@@ -123,7 +129,9 @@ def check(inventory: Inventory | None = None, unit_of_work: UnitOfWork = transac
         if own:
             systems.close()
     with unit_of_work() as session:
-        owners = read_ownership(session, started, seen.referenced(scope), seen.tagged())
+        owners = read_ownership(
+            session, started, seen.referenced(scope), seen.tagged(), seen.cpe_markers()
+        )
     return judge(scope, seen, owners)
 
 
@@ -198,12 +206,7 @@ def _orphan(
 
 
 def _held_keys(owners: Ownership) -> set[str]:
-    keys: set[str] = set()
-    for holder in owners.holders():
-        keys.add((holder.resources.get("netbox") or {}).get("key") or "")
-        ipv6 = holder.resources.get("ipv6") or {}
-        keys |= {ipv6.get("key") or "", ipv6.get("wan_key") or ""}
-    return keys - {""}
+    return {key for holder in owners.holders() for key in holder.holds.netbox_keys()}
 
 
 # -- orphans, system by system ---------------------------------------------------------------
@@ -242,7 +245,7 @@ def _radius(seen: Seen, owners: Ownership) -> Iterator[Orphan]:
 
 
 def _onos(scope: Scope, seen: Seen, owners: Ownership) -> Iterator[Orphan]:
-    held = {subscriber_service(s.resources) for s in owners.holders()}
+    held = {s.holds.onos for s in owners.holders()}
     for service in seen.onos:
         named = scope.onos_services.get(service)
         # a service no intent of ours named is someone else's, even on a port we programmed
@@ -284,9 +287,7 @@ def _cpe_undo(
 
 
 def _genieacs(seen: Seen, owners: Ownership) -> Iterator[Orphan]:
-    held_devices = {
-        (s.id, (s.resources.get("cpe") or {}).get("device_id")) for s in owners.holders()
-    }
+    held_devices = {(s.id, s.holds.cpe_device_id) for s in owners.holders()}
     for device in seen.tagged_devices:
         for tag in device.tags:
             sid = markers.tag_subscriber(tag)
@@ -306,7 +307,7 @@ def _genieacs(seen: Seen, owners: Ownership) -> Iterator[Orphan]:
                 _cpe_undo(owners, maker, device.serial, tag) if maker else None,
                 subscriber_id=sid,
             )
-    held_keys = {(s.resources.get("cpe") or {}).get("unique_key") for s in owners.holders()}
+    held_keys = {s.holds.cpe_unique_key for s in owners.holders()}
     for task in seen.tasks:
         # A clearing task takes credentials away: removing it would leave them on the CPE.
         if task.clears or owners.busy(task.workflow_id):
@@ -387,24 +388,19 @@ def _missing_for(
         )
     elif sub.username not in seen.radius_with_password:
         yield missing("radius", f"account {sub.username}", "the account has no password row")
-    res = sub.resources
-    address = res.get("netbox") or {}
-    if address.get("key") and address["key"] not in netbox_keys:
+    holds = sub.holds
+    if holds.netbox_key and holds.netbox_key not in netbox_keys:
         yield missing(
             "netbox",
-            f"ip-address {address.get('address')} (key {address['key']})",
+            f"ip-address {holds.netbox_address} (key {holds.netbox_key})",
             "no NetBox address carries its key",
         )
-    ipv6 = res.get("ipv6") or {}
-    for key, value in (
-        (ipv6.get("key"), ipv6.get("delegated_prefix")),
-        (ipv6.get("wan_key"), ipv6.get("wan_prefix")),
-    ):
+    for key, value in ((holds.ipv6_key, holds.ipv6_prefix), (holds.wan_key, holds.wan_prefix)):
         if key and key not in netbox_keys:
             yield missing(
                 "netbox", f"prefix {value} (key {key})", "no NetBox prefix carries its key"
             )
-    service = subscriber_service(res)
+    service = holds.onos
     if service and service not in seen.onos:
         port, s_tag, c_tag, tp_id = service
         yield missing(
@@ -412,14 +408,15 @@ def _missing_for(
             f"service {port} s{s_tag}/c{c_tag}/tp{tp_id}",
             "programmed-subscribers does not list it",
         )
-    cpe = res.get("cpe") or {}
-    if cpe.get("serial"):
-        device = seen.devices_by_serial.get(cpe["serial"])
+    if holds.cpe_serial:
+        device = seen.devices_by_serial.get(holds.cpe_serial)
         if device is None:
-            yield missing("genieacs", f"CPE {cpe['serial']}", "GenieACS has no such device")
-        elif cpe.get("tag") and cpe["tag"] not in device.tags:
+            yield missing("genieacs", f"CPE {holds.cpe_serial}", "GenieACS has no such device")
+        elif holds.cpe_tag and holds.cpe_tag not in device.tags:
             yield missing(
-                "genieacs", f"tag {cpe['tag']} on CPE {cpe['serial']}", "the device lacks our tag"
+                "genieacs",
+                f"tag {holds.cpe_tag} on CPE {holds.cpe_serial}",
+                "the device lacks our tag",
             )
     if sub.id not in billed:
         yield missing("database", f"billing for subscriber {sub.id}", "no active billing service")

@@ -1,6 +1,9 @@
 """Reading what carries our markers from each system, in bulk (a few calls per system, not a
 few per subscriber). Readers extend the integration clients, so they speak through the same
-sessions, timeouts, retries and error classes; none of them writes anything."""
+sessions, timeouts, retries and error classes; none of them writes anything.
+
+Lists are read page by page and only what carries a marker is kept, as the few fields the
+comparison needs: never a whole inventory, nor a client library's record objects, at once."""
 
 from __future__ import annotations
 
@@ -29,6 +32,11 @@ class NetBoxObject:
     key: markers.NetBoxKey
 
 
+#: Objects per NetBox list page (``?limit=``): NetBox's own cap (MAX_PAGE_SIZE, 1000 by
+#: default), so a network's addresses take few round trips while one page is all we hold.
+NETBOX_PAGE = 1000
+
+
 class NetBoxInventory(NetBoxClient):
     def marked_addresses(self, parents: Iterable[str]) -> list[NetBoxObject]:
         """Our addresses inside ``parents`` (the prefixes our plans and intents allocate from:
@@ -37,17 +45,33 @@ class NetBoxInventory(NetBoxClient):
         if not wanted:
             return []
         endpoint = self._api.ipam.ip_addresses
-        records = self._read("list_ips", lambda: list(endpoint.filter(parent=wanted)))
-        return self._marked("ip-address", records, "address", markers.NETBOX_ADDRESS_STEPS)
+        return self._read(
+            "list_ips",
+            lambda: self._marked(
+                "ip-address",
+                endpoint.filter(parent=wanted, limit=NETBOX_PAGE),
+                "address",
+                markers.NETBOX_ADDRESS_STEPS,
+            ),
+        )
 
     def marked_prefixes(self) -> list[NetBoxObject]:
-        records = self._read("list_prefixes", lambda: list(self._api.ipam.prefixes.all()))
-        return self._marked("prefix", records, "prefix", markers.NETBOX_PREFIX_STEPS)
+        endpoint = self._api.ipam.prefixes
+        return self._read(
+            "list_prefixes",
+            lambda: self._marked(
+                "prefix",
+                endpoint.all(limit=NETBOX_PAGE),
+                "prefix",
+                markers.NETBOX_PREFIX_STEPS,
+            ),
+        )
 
     @staticmethod
     def _marked(
-        kind: str, records: list[Any], field: str, steps: frozenset[str]
+        kind: str, records: Iterable[Any], field: str, steps: frozenset[str]
     ) -> list[NetBoxObject]:
+        """Ours among ``records``, consumed as pynetbox fetches them page by page."""
         found = []
         for record in records:
             key = markers.netbox_key(getattr(record, "description", None), steps)
@@ -205,9 +229,19 @@ class GenieAcsInventory(GenieAcsClient):
         """The devices that carry one of our subscriber tags."""
         return self._devices({"_tags": {"$regex": markers.TAG_PATTERN}}, "list_tagged_devices")
 
-    def devices_by_serial(self, serials: Iterable[str]) -> dict[str, Device]:
-        devices = self._devices_in("_deviceId._SerialNumber", serials, "list_devices")
-        return {d.serial: d for d in devices}
+    def devices_by_serial(
+        self, serials: Iterable[str], known: Iterable[Device] = ()
+    ) -> dict[str, Device]:
+        """The devices with these serials. Those among ``known`` (read already: our tagged
+        devices, nearly every subscriber's CPE) are not asked for again; GenieACS is asked
+        only for the rest, which a ``$in`` of a whole network's serials would make slow."""
+        wanted = set(serials)
+        found = {d.serial: d for d in known if d.serial in wanted}
+        rest = wanted - found.keys()
+        found.update(
+            (d.serial, d) for d in self._devices_in("_deviceId._SerialNumber", rest, "list_devices")
+        )
+        return found
 
     def our_tasks(self) -> list[QueuedTask]:
         """Queued tasks whose uniqueKey is a configure_cpe key of ours, with their CPE."""
