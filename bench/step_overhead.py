@@ -57,6 +57,8 @@ class Meter:
 
     def __init__(self) -> None:
         self.seconds: dict[str, list[float]] = defaultdict(list)
+        #: This process's CPU time: what the part costs a worker, whatever PostgreSQL waits.
+        self.cpu: dict[str, list[float]] = defaultdict(list)
         self.statements: dict[str, list[int]] = defaultdict(list)
         self._count = 0
         event.listen(get_engine(), "before_cursor_execute", self._on_statement)
@@ -66,18 +68,22 @@ class Meter:
 
     @contextmanager
     def part(self, name: str) -> Iterator[None]:
-        count, started = self._count, time.perf_counter()
+        count, started, cpu = self._count, time.perf_counter(), time.process_time()
         yield
         self.seconds[name].append(time.perf_counter() - started)
+        self.cpu[name].append(time.process_time() - cpu)
         self.statements[name].append(self._count - count)
 
     def report(self) -> None:
-        print(f"{'part':<22} {'p50 ms':>8} {'mean ms':>8} {'statements':>11} {'n':>6}")
+        print(
+            f"{'part':<22} {'p50 ms':>8} {'mean ms':>8} {'cpu ms':>8} {'statements':>11} {'n':>6}"
+        )
         for name, values in self.seconds.items():
             statements = statistics.mean(self.statements[name])
             print(
                 f"{name:<22} {statistics.median(values) * 1000:8.2f} "
-                f"{statistics.mean(values) * 1000:8.2f} {statements:11.1f} {len(values):6d}"
+                f"{statistics.mean(values) * 1000:8.2f} "
+                f"{statistics.mean(self.cpu[name]) * 1000:8.2f} {statements:11.1f} {len(values):6d}"
             )
 
 
@@ -94,8 +100,21 @@ def _new_workflow(index: int) -> uuid.UUID:
         return workflow.id
 
 
-def _walk(meter: Meter, app: Celery, workflow_id: uuid.UUID) -> int:
-    """Claim and record every step of the workflow, in an order its graph allows."""
+def _local_steps() -> frozenset[str]:
+    """The provisioning's steps that run locally (claim, effect and record in one
+    transaction), as the registered tasks say."""
+    from tasks.app import app as tasks_app
+
+    tasks_app.loader.import_default_modules()  # registers the step tasks
+    definition = registry.get("provision_subscriber")
+    return frozenset(
+        step.name for step in definition.steps if tasks_app.tasks[step.task].behaviour.local
+    )
+
+
+def _walk(meter: Meter, app: Celery, workflow_id: uuid.UUID, local: frozenset[str]) -> int:
+    """Claim and record every step of the workflow, in an order its graph allows: a local
+    step in one transaction, as tasks/base.py runs it, any other in two around its call."""
     with transaction() as session:
         workflow = session.get(Workflow, workflow_id)
         first = engine.start(workflow)
@@ -103,23 +122,26 @@ def _walk(meter: Meter, app: Celery, workflow_id: uuid.UUID) -> int:
     steps = 0
     while todo:
         name = todo.pop(0)
-        with meter.part("claim"), transaction() as session:
-            outcome = engine.claim(
-                session,
-                engine.FORWARD,
-                Nothing(),
-                workflow_id,
-                name,
-                "bench",
-                _never_gone,
-                generation,  # as every step message carries it
-            )
-        assert outcome.claimed is not None, outcome
-        with meter.part("record"), transaction() as session:
-            workflow, step = engine.relock(session, outcome.claimed, "bench")
-            dispatch = engine.record_success(
-                session, outcome.claimed, workflow, step, StepResult(), _never_gone
-            )
+        args = (engine.FORWARD, Nothing(), workflow_id, name, "bench", _never_gone, generation)
+        if name in local:
+            with meter.part("local step"), transaction() as session:
+                outcome = engine.claim(session, *args)
+                assert outcome.claimed is not None, outcome
+                workflow, step = engine.held(session, outcome.claimed)
+                with session.begin_nested():  # where the effect runs, as in tasks/base.py
+                    pass
+                dispatch = engine.record_success(
+                    session, outcome.claimed, workflow, step, StepResult(), _never_gone
+                )
+        else:
+            with meter.part("claim"), transaction() as session:
+                outcome = engine.claim(session, *args)
+            assert outcome.claimed is not None, outcome
+            with meter.part("record"), transaction() as session:
+                workflow, step = engine.relock(session, outcome.claimed, "bench")
+                dispatch = engine.record_success(
+                    session, outcome.claimed, workflow, step, StepResult(), _never_gone
+                )
         with meter.part("publish"):
             publish(dispatch, app)
         todo.extend(dispatch.forward)
@@ -151,6 +173,7 @@ def main() -> None:
             text("CREATE TABLE IF NOT EXISTS bench_overhead_log (at timestamptz not null)")
         )
     meter = Meter()
+    local = _local_steps()
     steps = 0
     started = time.perf_counter()
     try:
@@ -158,7 +181,7 @@ def main() -> None:
             _bare(meter)
             with meter.part("create workflow"):
                 workflow_id = _new_workflow(index)
-            steps += _walk(meter, app, workflow_id)
+            steps += _walk(meter, app, workflow_id, local)
     finally:
         with app.connection_for_write() as connection:
             connection.default_channel.client.flushdb()
@@ -167,10 +190,30 @@ def main() -> None:
     elapsed = time.perf_counter() - started
     print(f"{args.workflows} workflows, {steps} steps in {elapsed:.1f} s")
     meter.report()
-    per_step = sum(statistics.mean(meter.seconds[part]) for part in ("claim", "record", "publish"))
+    per_part = {part: meter.seconds[part] for part in ("claim", "record", "local step")}
+    cpu_part = {part: meter.cpu[part] for part in per_part}
     bare = statistics.mean(meter.seconds["bare transaction"])
-    ratio = per_step / bare
-    print(f"bookkeeping per step: {per_step * 1000:.2f} ms ({ratio:.1f}x a bare transaction)")
+    bare_cpu = statistics.mean(meter.cpu["bare transaction"])
+    publish_mean = statistics.mean(meter.seconds["publish"])
+    publish_cpu = statistics.mean(meter.cpu["publish"])
+    for kind, parts in (
+        ("a step that calls a system", ("claim", "record")),
+        ("a local step", ("local step",)),
+    ):
+        if not all(per_part[part] for part in parts):
+            continue
+        wall = sum(statistics.mean(per_part[part]) for part in parts) + publish_mean
+        cpu = sum(statistics.mean(cpu_part[part]) for part in parts) + publish_cpu
+        print(
+            f"bookkeeping of {kind}: {wall * 1000:.2f} ms ({wall / bare:.1f}x a bare "
+            f"transaction), CPU in this process {cpu * 1000:.2f} ms ({cpu / bare_cpu:.1f}x)"
+        )
+    total_wall = sum(sum(v) for v in per_part.values()) + sum(meter.seconds["publish"])
+    total_cpu = sum(sum(v) for v in cpu_part.values()) + sum(meter.cpu["publish"])
+    print(
+        f"per step, all {steps} steps: {total_wall / steps * 1000:.2f} ms, "
+        f"CPU {total_cpu / steps * 1000:.2f} ms"
+    )
 
 
 if __name__ == "__main__":

@@ -70,7 +70,11 @@ def set_delays(seconds_by_step: dict[str, float]) -> None:
         client.hset(DELAY_KEY, mapping={k: str(v) for k, v in seconds_by_step.items()})
 
 
-def _delay(step_name: str) -> None:
+def delay(step_name: str) -> None:
+    """The latency set for the step (see :func:`set_delays`), before it acts: outside any
+    transaction of ours, as a system's latency would be (a no-op unless switched on)."""
+    if not get_settings().fault_injection:
+        return
     seconds = _client().hget(DELAY_KEY, step_name)
     if seconds:
         time.sleep(float(seconds))
@@ -105,7 +109,6 @@ def _system(step_name: str) -> str:
 def before_effect(step_name: str, username: str | None) -> None:
     if not get_settings().fault_injection:
         return
-    _delay(step_name)
     mode = _take(step_name, username, BEFORE, compensation=False)
     if mode == "permanent":
         raise PermanentError(

@@ -282,12 +282,18 @@ def relock(session: Session, claimed: Claimed, owner: str) -> tuple[Workflow, Wo
     if workflow is None:
         raise LeaseLost(f"{ctx.step_name} of {ctx.workflow_id} lost its lease")
     step = step_of(workflow, ctx.step_name)
-    if (
-        step.status != claimed.direction.leased_status
-        or step.lease_owner != owner
-    ):
+    if step.status != claimed.direction.leased_status or step.lease_owner != owner:
         raise LeaseLost(f"{ctx.step_name} of {ctx.workflow_id} lost its lease")
     return workflow, step
+
+
+def held(session: Session, claimed: Claimed) -> tuple[Workflow, WorkflowStep]:
+    """The rows a claim made in this same transaction locked, as it left them (the lock is
+    still ours): read from the session, with no second round trip."""
+    workflow = session.get(Workflow, claimed.ctx.workflow_id)
+    if workflow is None:  # pragma: no cover - the claim just locked it
+        raise LookupError(f"workflow {claimed.ctx.workflow_id} is not held here")
+    return workflow, step_of(workflow, claimed.ctx.step_name)
 
 
 # -- recording outcomes -----------------------------------------------------------------------

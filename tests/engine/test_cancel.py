@@ -33,18 +33,3 @@ def test_cancel_during_a_running_step(client, worker, plan, operator_key):
     again = client.post(f"/api/v1/orchestration/workflows/{workflow_id}/cancel", headers=auth)
     assert again.status_code == 409
     assert again.get_json()["error"]["code"] == "invalid_state"
-
-
-def test_cancel_while_the_last_step_runs_still_compensates(client, worker, plan, operator_key):
-    body = provision_body(plan.id)
-    faults.arm("create_billing_service", ["slow"], username=body["username"])
-    workflow_id, _ = submit(client, operator_key, body)
-    wait_until(lambda: step_running(workflow_id, "create_billing_service"), 30, "the last step")
-
-    auth = {"Authorization": f"Bearer {operator_key}"}
-    response = client.post(f"/api/v1/orchestration/workflows/{workflow_id}/cancel", headers=auth)
-    assert response.status_code == 202
-
-    # The cancel was accepted, so it is honoured at the last boundary: completion
-    assert wait_terminal(workflow_id).value == "compensated"
-    assert our_rows(workflow_id) == {"customers": 0, "subscribers": 0, "billing_services": 0}

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import select, text
 
 from orchestrator import faults
 from orchestrator.config import get_settings
+from orchestrator.db import transaction
 from orchestrator.integrations.radius import RadiusStore
+from orchestrator.models import WorkflowEvent
 from tests.support.radius_client import authenticate
 from tests.support.requests import provision_body, submit
 from tests.support.workflows import (
@@ -87,16 +90,16 @@ def test_same_step_delivered_twice_creates_one_account(
 def test_a_stale_message_for_a_later_step_waits_its_turn(
     client, worker, celery_app, plan, operator_key
 ):
-    # Given a workflow busy with its first step
+    # Given a workflow busy with its RADIUS step
     body = provision_body(plan.id)
-    faults.arm("create_customer", ["slow"], username=body["username"])
+    faults.arm("create_radius_account", ["slow"], username=body["username"])
     workflow_id, _ = submit(client, operator_key, body)
-    wait_until(lambda: step_running(workflow_id, "create_customer"), 30, "the first step to run")
+    wait_until(lambda: step_running(workflow_id, "create_radius_account"), 30, "the step to run")
 
-    # When a copy of a step that depends on it arrives early (say, redelivered from an earlier
+    # When a copy of a later step (a local one) arrives early (say, redelivered from an earlier
     # run)
     celery_app.signature(
-        "tasks.database.create_subscriber", args=(str(workflow_id), "create_subscriber")
+        "tasks.database.create_billing_service", args=(str(workflow_id), "create_billing_service")
     ).apply_async()
 
     # Then it steps aside, and the workflow runs in dependency order and completes
@@ -109,7 +112,7 @@ def test_a_stale_message_for_a_later_step_waits_its_turn(
         "the early copy to step aside",
     )
     assert wait_terminal(workflow_id).value == "completed"
-    assert steps(workflow_id)["create_subscriber"].attempts == 1
+    assert steps(workflow_id)["create_billing_service"].attempts == 1
 
 
 def test_worker_killed_inside_a_parallel_stage_recovers_without_a_person(
@@ -171,3 +174,51 @@ def test_worker_killed_while_a_sibling_rolls_back_leaves_nothing(
     assert our_rows(workflow_id) == {"customers": 0, "subscribers": 0, "billing_services": 0}
     rows = RadiusStore.from_settings(get_settings()).account_rows(body["username"])
     assert rows == {"radcheck": 0, "radreply": 0, "radusergroup": 0}
+
+
+def test_a_local_step_is_one_transaction_with_its_claim(client, worker, plan, operator_key):
+    # Given a provisioning (its database steps are local; its RADIUS step calls a system)
+    body = provision_body(plan.id)
+    workflow_id, _ = submit(client, operator_key, body)
+
+    # When it completes
+    assert wait_terminal(workflow_id).value == "completed"
+
+    # Then each local step's start and completion were written by one transaction (one xmin):
+    # there is nothing to commit before the effect when the effect is our own database
+    def writers(step_name: str) -> set[int]:
+        with transaction() as session:
+            return set(
+                session.scalars(
+                    select(text("xmin::text::bigint"))
+                    .select_from(WorkflowEvent)
+                    .where(
+                        WorkflowEvent.workflow_id == workflow_id,
+                        WorkflowEvent.step_name == step_name,
+                    )
+                )
+            )
+
+    for local in ("create_customer", "create_subscriber", "create_billing_service"):
+        assert len(writers(local)) == 1, local
+    # while a step that calls a system commits its intent and lease before the call
+    assert len(writers("create_radius_account")) == 2
+
+
+def test_a_crash_inside_a_local_step_leaves_no_trace_of_the_attempt(
+    client, worker, plan, operator_key
+):
+    # Given a local step whose worker dies right after its effect, before anything commits
+    body = provision_body(plan.id)
+    faults.arm("create_customer", ["crash_after_effect"], username=body["username"])
+
+    # When the subscriber is provisioned
+    workflow_id, _ = submit(client, operator_key, body)
+
+    # Then the redelivered message runs the step as if for the first time: one customer, one
+    # attempt, no lease to wait out or take over
+    assert wait_terminal(workflow_id).value == "completed"
+    assert our_rows(workflow_id) == {"customers": 1, "subscribers": 1, "billing_services": 1}
+    assert steps(workflow_id)["create_customer"].attempts == 1
+    kinds = [e.kind for e in events(workflow_id) if e.step_name == "create_customer"]
+    assert kinds == ["step_started", "step_completed"]

@@ -18,7 +18,7 @@ from orchestrator.integrations.radius import RadiusStore
 from orchestrator.models import BillingService, Customer, Subscriber, Workflow
 from tests.support.radius_client import authenticate
 from tests.support.requests import provision_body, submit, unique_cpe_serial, unique_serial
-from tests.support.workflows import steps, wait_terminal
+from tests.support.workflows import step_running, steps, wait_terminal, wait_until
 
 ORCHESTRATION = "/api/v1/orchestration"
 PPP_TR181 = "Device.PPP.Interface.1"
@@ -295,6 +295,27 @@ def test_deprovision_past_its_deadline_reports_what_is_left_and_retry_finishes(
     # Then it carries on forward and finishes
     assert wait_terminal(deprovision, timeout=60).value == "completed"
     assert_gone_everywhere(sim, client, operator_key, body, subscriber_id, radius_server)
+
+
+def test_cancel_while_the_last_step_runs_still_compensates(
+    sim, client, worker, basic_plan, operator_key, radius_server
+):
+    # Given a suspension whose last step (disconnecting the sessions at the NAS) is in flight
+    body, subscriber_id = provisioned(sim, client, operator_key, basic_plan.id)
+    faults.arm("disconnect_sessions", ["slow"], username=body["username"])
+    workflow_id = run(client, operator_key, "suspend-service", subscriber_id)
+    wait_until(lambda: step_running(workflow_id, "disconnect_sessions"), 30, "the last step")
+
+    # When an operator cancels it
+    response = client.post(
+        f"{ORCHESTRATION}/workflows/{workflow_id}/cancel", headers=auth(operator_key)
+    )
+    assert response.status_code == 202
+
+    # Then the cancel, accepted, is honoured at the last boundary: everything is undone
+    assert wait_terminal(workflow_id).value == "compensated"
+    assert subscriber(client, operator_key, subscriber_id)["status"] == "active"
+    assert login(radius_server, body).accepted
 
 
 def test_one_lifecycle_workflow_at_a_time_per_subscriber(
