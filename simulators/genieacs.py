@@ -27,7 +27,7 @@ import json
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import unquote
@@ -320,16 +320,23 @@ class GenieAcsSim:
         return json_reply(200, docs, {"total": str(total)})
 
     def _device_candidates(self, query: dict[str, Any]) -> list[Cpe]:
-        """The devices a query can match, narrowed by an index when a top-level condition is a
-        plain string on ``_id``, ``_deviceId._SerialNumber`` or ``_tags`` (one that GenieACS's
-        expand leaves as it is: no regex, number or wildcard). The query still decides."""
-        serial, tag, device_id = (query.get(k) for k in ("_deviceId._SerialNumber", "_tags", "_id"))
-        if isinstance(serial, str) and _literal(serial):
-            ids = {self._serials[serial]} if serial in self._serials else set()
-        elif isinstance(tag, str) and _literal(tag):
-            ids = self._tagged.get(tag, set())
-        elif isinstance(device_id, str) and _literal(device_id):
-            ids = {device_id}
+        """The devices a query can match, narrowed by an index when a top-level condition on
+        ``_deviceId._SerialNumber``, ``_tags`` or ``_id`` is a plain string or an ``$in`` of
+        plain strings (ones GenieACS's expand leaves as they are: no regex, number or
+        wildcard), as MongoDB's indexes on those fields answer. The query still decides."""
+        indexes: tuple[tuple[str, Callable[[str], Iterable[str]]], ...] = (
+            (
+                "_deviceId._SerialNumber",
+                lambda v: (self._serials[v],) if v in self._serials else (),
+            ),
+            ("_tags", lambda v: self._tagged.get(v, ())),
+            ("_id", lambda v: (v,)),
+        )
+        for field, lookup in indexes:
+            keys = _index_keys(query.get(field))
+            if keys is not None:
+                ids = {device_id for key in keys for device_id in lookup(key)}
+                break
         else:
             return list(self.devices.values())
         # (sorted by id: a stable order, as MongoDB's natural order is stable)
@@ -510,6 +517,18 @@ class GenieAcsSim:
                 fault.update(refused, retries=fault["retries"] + 1, timestamp=cpe.last_inform)
                 self._fault_times[fault_id] = time.time()
             return
+
+
+def _index_keys(condition: Any) -> list[str] | None:
+    """The strings a top-level condition can only equal (itself, or its ``$in`` list), when an
+    index can answer it; None when only a scan can."""
+    if isinstance(condition, str):
+        return [condition] if _literal(condition) else None
+    if isinstance(condition, dict) and set(condition) == {"$in"}:
+        values = condition["$in"]
+        if isinstance(values, list) and all(isinstance(v, str) and _literal(v) for v in values):
+            return values
+    return None
 
 
 def _literal(value: str) -> bool:

@@ -100,6 +100,10 @@ def test_genieacs_queries_by_serial_id_and_tag_build_only_what_they_match(
         {"_deviceId._SerialNumber": "DEMOCPE0001"},
         {"_id": device_id},
         {"_tags": "vip"},
+        # as the reconciliation asks, a batch at a time
+        {"_deviceId._SerialNumber": {"$in": ["DEMOCPE0001", "NOSUCHCPE"]}},
+        {"_id": {"$in": [device_id, "A4230F-SimCPE-NOSUCHCPE"]}},
+        {"_tags": {"$in": ["vip", "nobody"]}},
     ):
         answers = list(
             work(
