@@ -12,18 +12,19 @@ ONOS finds a port by name only by scanning every port of every device (its REST 
 ``/onos/v1/devices/ports`` and ``/onos/v1/devices/{id}/ports``, no port by name; the olt app's
 own ``Olt.findSubscriberConnectPoint`` loops over them all). So the client keeps the names it has
 seen with their locations, and those VOLTHA gives (the provisioning step has just found the ONU
-there): a name it does not know refreshes the whole map with one listing, and a known one costs
-nothing. A location changes only when an ONU ranges elsewhere, so the
-polls trust the map; where an answer decides something (send nothing, call a removal done)
-the location is first checked against its one device's ports, and a poll that ends without
-the service looks again on a checked location before it gives up.
+there): a name it does not know refreshes the whole map, and a known one costs nothing. The
+map is read one device at a time (the device list, then each device's ports), so no answer
+holds more than one OLT's ports, however large the network. A location changes only when an
+ONU ranges elsewhere, so the polls trust the map; where an answer decides something (send
+nothing, call a removal done) the location is first checked against its one device's ports,
+and a poll that ends without the service looks again on a checked location before it gives up.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import quote
 
@@ -116,15 +117,30 @@ class OnosClient:
         self._locations.learn(port_name, location)
 
     def _list_locations(self) -> dict[str, str]:
-        """Every named port's location: one listing of every device's ports."""
-        response = self._rest.request(
-            "GET", "/onos/v1/devices/ports", operation="list_ports", idempotent=True
-        )
-        return {
-            name: f"{port['element']}/{port['port']}"
-            for port in response.json().get("ports", [])
-            if (name := port.get("annotations", {}).get("portName"))
-        }
+        """Every named port's location."""
+        return dict(self.named_ports())
+
+    def named_ports(self) -> Iterator[tuple[str, str]]:
+        """(name, ``of:<dpid>/<port>``) of every named port, one device at a time
+        (DevicesWebResource: ``/onos/v1/devices``, then ``/onos/v1/devices/{id}/ports``), so a
+        caller keeping only some of them holds one OLT's ports at most, not the network's."""
+        devices = self._rest.request(
+            "GET", "/onos/v1/devices", operation="list_devices", idempotent=True
+        ).json()
+        for device in devices.get("devices", []):
+            device_id = str(device["id"])
+            response = self._rest.request(
+                "GET",
+                f"/onos/v1/devices/{_segment(device_id)}/ports",
+                operation="device_ports",
+                ok=(200, 404),  # removed since the list was read: it has no ports to name
+                idempotent=True,
+            )
+            if response.status_code == 404:
+                continue
+            for port in response.json().get("ports", []):
+                if name := port.get("annotations", {}).get("portName"):
+                    yield name, f"{device_id}/{port['port']}"
 
     def _still_named(self, location: str, port_name: str) -> bool:
         """Whether the port at ``location`` is still the one named ``port_name`` (one device's

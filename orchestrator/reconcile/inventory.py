@@ -115,17 +115,13 @@ Service = tuple[str, int, int, int]
 
 class OnosInventory(OnosClient):
     def programmed_on(self, port_names: Iterable[str]) -> set[Service]:
-        """The services programmed-subscribers lists on these ports (two calls in all)."""
+        """The services programmed-subscribers lists on these ports: the ports read one device
+        at a time, keeping only these names, then programmed-subscribers (one list, the only
+        way the olt app gives it but per port)."""
         wanted = set(port_names)
         if not wanted:
             return set()
-        ports = self._rest.request(
-            "GET", "/onos/v1/devices/ports", operation="list_ports", idempotent=True
-        ).json()
-        names = {
-            f"{port['element']}/{port['port']}": port.get("annotations", {}).get("portName")
-            for port in ports.get("ports", [])
-        }
+        names = {location: name for name, location in self.named_ports() if name in wanted}
         entries = self._rest.request(
             "GET",
             "/onos/olt/oltapp/programmed-subscribers",

@@ -24,6 +24,7 @@ from orchestrator.reconcile.inventory import (
     Device,
     GenieAcsInventory,
     NetBoxInventory,
+    OnosInventory,
 )
 from orchestrator.reconcile.ownership import read_ownership
 from tests.reconcile.conftest import Tenant
@@ -144,3 +145,17 @@ def test_genieacs_is_asked_only_for_serials_no_known_device_has(sim, database):
     assert found["OTHER0001"].serial == "OTHER0001"
     (asked,) = sim.requests("genieacs")
     assert "OTHER0001" in asked["query"] and "KNOWN0001" not in asked["query"]
+
+
+def test_onos_ports_are_read_one_device_at_a_time(sim, database):
+    # Given ONOS's ports (the simulators' demo network) and a port our intents named
+    inventory = OnosInventory.from_settings(get_settings())
+
+    # When the check reads the services on it
+    inventory.programmed_on(["BBSM00000001-1"])
+
+    # Then it asks for the devices, then each device's ports, never every port in one answer
+    paths = [r["path"] for r in sim.requests("onos")]
+    assert paths[0] == "/onos/v1/devices", paths
+    assert "/onos/v1/devices/ports" not in paths
+    assert any(p.startswith("/onos/v1/devices/of") and p.endswith("/ports") for p in paths)
