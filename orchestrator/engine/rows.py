@@ -125,7 +125,10 @@ def lock_workflow(session: Session, workflow_id: uuid.UUID) -> Workflow | None:
         .where(Workflow.id == workflow_id)
         .with_for_update()
         # The rows as they are now that we hold the lock, not as an earlier load saw them (the
-        # option reaches the steps' selectin load too).
+        # option reaches the steps' selectin load too). The steps come in a statement of their
+        # own on purpose: joined to this one, they would be read from its snapshot, taken
+        # before any wait for the lock (READ COMMITTED re-reads only the locked row), and the
+        # second of two siblings finishing together would not see the first one's completion.
         .execution_options(populate_existing=True)
     )
 
