@@ -323,7 +323,8 @@ class GenieAcsSim:
         """The devices a query can match, narrowed by an index when a top-level condition on
         ``_deviceId._SerialNumber``, ``_tags`` or ``_id`` is a plain string or an ``$in`` of
         plain strings (ones GenieACS's expand leaves as they are: no regex, number or
-        wildcard), as MongoDB's indexes on those fields answer. The query still decides."""
+        wildcard), as MongoDB answers them from the indexes an operator at scale adds (GenieACS
+        itself creates none on devices but _id's; see __init__). The query still decides."""
         indexes: tuple[tuple[str, Callable[[str], Iterable[str]]], ...] = (
             (
                 "_deviceId._SerialNumber",
